@@ -1,0 +1,420 @@
+package proxy
+
+import (
+	"errors"
+	"io"
+	"net"
+	"net/netip"
+	"os"
+	"sync"
+	"time"
+
+	"github.com/weirproxy/weir/http1"
+	"github.com/weirproxy/weir/internal/rbuf"
+	"github.com/weirproxy/weir/message"
+)
+
+const (
+	// connBufSize is the read buffer a client connection starts with; it
+	// grows only for request heads larger than this (up to the limit).
+	connBufSize = 16 << 10
+	// minBodyRoom is the free room after a parsed head below which the head
+	// is copied aside so the whole buffer can carry the body.
+	minBodyRoom = 8 << 10
+	// inlineBody is the largest buffered body written together with its
+	// head in one write.
+	inlineBody = 8 << 10
+)
+
+var bufPool = sync.Pool{New: func() any { b := make([]byte, connBufSize); return &b }}
+
+// conn is one client connection and its keep-alive loop.
+type conn struct {
+	srv *Server
+	nc  net.Conn
+	in  rbuf.Buffer
+	out []byte // response head and small bodies, reused
+	up  []byte // upstream request head, reused
+
+	sess      Session
+	reqDec    http1.ChunkedDecoder
+	respDec   http1.ChunkedDecoder
+	headCopy  []byte
+	bufs      [4][]byte
+	nbuf      net.Buffers
+	requests  int
+	headStart int
+
+	// per-request state
+	keepAlive   bool
+	bodyDone    bool // the request body was read to its end
+	expect100   bool
+	reqDeadline time.Time
+	wroteHead   bool
+
+	mu   sync.Mutex
+	idle bool
+}
+
+func newConn(s *Server, nc net.Conn) *conn {
+	c := &conn{srv: s, nc: nc}
+	c.sess.conn = c
+	c.sess.Client = addrPort(nc.RemoteAddr())
+	c.sess.Local = addrPort(nc.LocalAddr())
+	if tc, ok := nc.(*net.TCPConn); ok {
+		_ = tc.SetNoDelay(true)
+	}
+	return c
+}
+
+func addrPort(a net.Addr) netip.AddrPort {
+	if ta, ok := a.(*net.TCPAddr); ok {
+		return ta.AddrPort()
+	}
+	ap, _ := netip.ParseAddrPort(a.String())
+	return ap
+}
+
+// serve is the connection's goroutine: it reads requests until the client
+// goes away, an error closes the connection, or the server drains.
+func (c *conn) serve() {
+	bp := bufPool.Get().(*[]byte)
+	c.in.B = *bp
+	c.out = make([]byte, 0, 4<<10)
+	defer func() {
+		c.nc.Close()
+		if len(c.in.B) == connBufSize {
+			*bp = c.in.B
+			bufPool.Put(bp)
+		}
+		c.srv.forget(c)
+	}()
+	for {
+		h := c.srv.handler.Load()
+		if !c.readRequest(h) {
+			return
+		}
+		if !c.handle(h) {
+			return
+		}
+	}
+}
+
+// setIdle marks the connection idle (blocked waiting for a new request) or
+// busy. It returns false when going idle while the server drains.
+func (c *conn) setIdle(idle bool) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if idle && c.srv.draining.Load() {
+		return false
+	}
+	c.idle = idle
+	return true
+}
+
+// wakeIfIdle unblocks an idle connection so it notices the drain.
+func (c *conn) wakeIfIdle() {
+	c.mu.Lock()
+	if c.idle {
+		_ = c.nc.SetReadDeadline(time.Unix(1, 0))
+	}
+	c.mu.Unlock()
+}
+
+// readRequest reads and parses the next request head. It returns false
+// when the connection should close (after answering a bad request).
+func (c *conn) readRequest(h *Handler) bool {
+	s := &c.sess
+	s.reset()
+	c.in.Floor = 0
+	c.in.Compact()
+	lim := &h.Limits
+	if c.in.Buffered() == 0 {
+		if !c.setIdle(true) {
+			return false
+		}
+		_ = c.nc.SetReadDeadline(time.Now().Add(lim.IdleTimeout))
+		n, _ := c.in.Fill(c.nc)
+		c.setIdle(false)
+		if n == 0 {
+			return false
+		}
+	}
+	deadline := false
+	for {
+		n, err := http1.ParseRequest(c.in.Unread(), &lim.Parser, &s.Req)
+		if err == nil {
+			c.headStart = c.in.R
+			c.in.Floor = c.in.R + n
+			c.in.Consume(n)
+			break
+		}
+		if err != http1.ErrIncomplete {
+			c.badRequest(h, err)
+			return false
+		}
+		if !deadline {
+			deadline = true
+			_ = c.nc.SetReadDeadline(time.Now().Add(lim.HeaderReadTimeout))
+		}
+		if c.in.W == len(c.in.B) && len(c.in.B) < lim.Parser.MaxHeaderBytes {
+			c.in.Grow(min(2*len(c.in.B), lim.Parser.MaxHeaderBytes))
+		}
+		if _, err := c.in.Fill(c.nc); err != nil {
+			if isTimeout(err) {
+				c.writeError(h, 408, false)
+			}
+			return false
+		}
+	}
+	s.Start = time.Now()
+	c.requests++
+	s.Req.Scheme = "http"
+	if s.TLS {
+		s.Req.Scheme = "https"
+	}
+	if (s.Req.ContentLength > 0 || s.Req.Chunked) && len(c.in.B)-c.in.Floor < minBodyRoom {
+		c.detachHead(h)
+	}
+	return true
+}
+
+// detachHead copies a large head out of the read buffer so that the whole
+// buffer can carry the body, and parses the copy again so the head's
+// slices point at it.
+func (c *conn) detachHead(h *Handler) {
+	c.headCopy = append(c.headCopy[:0], c.in.B[c.headStart:c.in.Floor]...)
+	c.sess.Req.Reset()
+	_, _ = http1.ParseRequest(c.headCopy, &h.Limits.Parser, &c.sess.Req)
+	c.in.Floor = 0
+	c.in.Compact()
+}
+
+func isTimeout(err error) bool {
+	var ne net.Error
+	return errors.As(err, &ne) && ne.Timeout() || errors.Is(err, os.ErrDeadlineExceeded)
+}
+
+// badRequest answers a head the parser rejected and closes.
+func (c *conn) badRequest(h *Handler, err error) {
+	status := 400
+	var pe *http1.Error
+	if errors.As(err, &pe) {
+		status = pe.Status
+	}
+	c.sess.Err = err
+	c.writeError(h, status, false)
+	h.ErrorLog.Debug("bad request", "client", c.sess.Client, "status", status, "err", err)
+}
+
+// handle runs the phases for one parsed request and reports whether the
+// connection may carry another.
+func (c *conn) handle(h *Handler) bool {
+	s := &c.sess
+	req := &s.Req
+	c.keepAlive = !req.Close && c.requests < h.Limits.MaxRequestsPerConn && !c.srv.draining.Load()
+	c.bodyDone = req.ContentLength == 0 && !req.Chunked
+	c.expect100 = false
+	c.wroteHead = false
+	c.reqDeadline = time.Time{}
+
+	if err := c.precheck(h); err != nil {
+		c.fail(h, err)
+	} else if err := h.Chain.runRequest(s); err != nil {
+		c.fail(h, err)
+	} else if !s.responded {
+		if s.Route = h.Router.Route(s); s.Route == nil {
+			c.fail(h, errNoRoute)
+		} else if err := s.Route.Chain.runRequest(s); err != nil {
+			c.fail(h, err)
+		} else if !s.responded {
+			c.proxy(h, s)
+		}
+	}
+	s.End = time.Now()
+	if s.Route != nil {
+		s.Route.Chain.runLog(s)
+	}
+	h.Chain.runLog(s)
+	return c.keepAlive && c.bodyDone
+}
+
+var (
+	errNoRoute   = &StatusError{Status: 404, Msg: "no route for this request"}
+	errExpect    = &StatusError{Status: 417, Msg: "only Expect: 100-continue is supported"}
+	errTooLarge  = &StatusError{Status: 413, Msg: "request body too large"}
+	errNoUpgrade = &StatusError{Status: 400, Msg: "upgrade without Connection: upgrade"}
+)
+
+// precheck applies the engine's own rules before any filter runs.
+func (c *conn) precheck(h *Handler) error {
+	req := &c.sess.Req
+	if v := req.Header.Get("Expect"); v != nil {
+		if !message.EqualFold(v, "100-continue") {
+			return errExpect
+		}
+		c.expect100 = req.ContentLength > 0 || req.Chunked
+	}
+	if max := h.Limits.MaxBodyBytes; max > 0 && req.ContentLength > max {
+		return errTooLarge
+	}
+	return nil
+}
+
+// fail answers the request with the status that err maps to, if nothing
+// was sent yet.
+func (c *conn) fail(h *Handler, err error) {
+	s := &c.sess
+	if s.Err == nil {
+		s.Err = err
+	}
+	if c.wroteHead {
+		c.keepAlive = false
+		return
+	}
+	status := 500
+	var se *StatusError
+	if errors.As(err, &se) {
+		status = se.Status
+		if se.Msg != "" && status != 500 {
+			c.writeLocalStatus(h, status, se.Msg)
+			return
+		}
+	} else {
+		h.ErrorLog.Warn("request failed", "client", s.Client, "err", err)
+	}
+	c.writeError(h, status, c.keepAlive)
+}
+
+// writeError sends a short plain-text error that names only the status.
+func (c *conn) writeError(h *Handler, status int, keep bool) {
+	c.keepAlive = c.keepAlive && keep
+	c.writeLocalStatus(h, status, "")
+}
+
+func (c *conn) writeLocalStatus(h *Handler, status int, msg string) {
+	text := http1.StatusText(status)
+	b := c.out[:0]
+	b = append(b, "HTTP/1.1 "...)
+	b = http1.AppendInt(b, int64(status))
+	b = append(b, ' ')
+	b = append(b, text...)
+	b = append(b, "\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: "...)
+	bodyLen := len(text) + 5
+	if msg != "" {
+		bodyLen += len(msg) + 2
+	}
+	b = http1.AppendInt(b, int64(bodyLen))
+	b = c.appendConnection(b)
+	b = append(b, "\r\n"...)
+	b = http1.AppendInt(b, int64(status))
+	b = append(b, ' ')
+	b = append(b, text...)
+	if msg != "" {
+		b = append(b, ": "...)
+		b = append(b, msg...)
+	}
+	b = append(b, '\n')
+	c.out = b
+	c.sess.Status = status
+	c.sess.BytesOut = int64(bodyLen)
+	c.wroteHead = true
+	_ = c.write(h, b)
+}
+
+// appendConnection ends the head's fields with the connection header the
+// client needs, then the blank line.
+func (c *conn) appendConnection(b []byte) []byte {
+	if !c.keepAlive || !c.bodyDone {
+		c.keepAlive = false
+		return append(b, "\r\nConnection: close\r\n"...)
+	}
+	if c.sess.Req.ProtoMinor == 0 {
+		return append(b, "\r\nConnection: keep-alive\r\n"...)
+	}
+	return append(b, "\r\n"...)
+}
+
+// writeLocal sends a response made by a filter (Session.Respond).
+func (c *conn) writeLocal(s *Session, status int, header *message.Header, body []byte) error {
+	if c.wroteHead {
+		return errors.New("proxy: response already started")
+	}
+	h := c.srv.handler.Load()
+	b := c.out[:0]
+	b = append(b, "HTTP/1.1 "...)
+	b = http1.AppendInt(b, int64(status))
+	b = append(b, ' ')
+	b = append(b, http1.StatusText(status)...)
+	b = append(b, "\r\nContent-Length: "...)
+	b = http1.AppendInt(b, int64(len(body)))
+	if header != nil {
+		for _, f := range header.Fields {
+			b = append(b, "\r\n"...)
+			b = append(b, f.Name...)
+			b = append(b, ": "...)
+			b = append(b, f.Value...)
+		}
+	}
+	b = c.appendConnection(b)
+	b = append(b, "\r\n"...)
+	c.out = b
+	s.Status = status
+	s.BytesOut = int64(len(body))
+	c.wroteHead = true
+	if len(body) <= inlineBody && s.Req.Method != nil && !s.Req.IsMethod("HEAD") {
+		c.out = append(c.out, body...)
+		return c.write(h, c.out)
+	}
+	if err := c.write(h, c.out); err != nil {
+		return err
+	}
+	if s.Req.IsMethod("HEAD") {
+		return nil
+	}
+	return c.write(h, body)
+}
+
+// write writes b to the client within the write timeout.
+func (c *conn) write(h *Handler, b []byte) error {
+	_ = c.nc.SetWriteDeadline(c.deadline(h.Limits.WriteTimeout))
+	_, err := c.nc.Write(b)
+	if err != nil {
+		c.keepAlive = false
+	}
+	return err
+}
+
+// writev writes several buffers with one system call where possible.
+func (c *conn) writev(h *Handler, bufs ...[]byte) error {
+	_ = c.nc.SetWriteDeadline(c.deadline(h.Limits.WriteTimeout))
+	c.nbuf = append(c.bufs[:0], bufs...)
+	_, err := c.nbuf.WriteTo(c.nc)
+	c.bufs = [4][]byte{}
+	if err != nil {
+		c.keepAlive = false
+	}
+	return err
+}
+
+// deadline returns now+d, capped by the request's overall deadline.
+func (c *conn) deadline(d time.Duration) time.Time {
+	t := time.Now().Add(d)
+	if !c.reqDeadline.IsZero() && c.reqDeadline.Before(t) {
+		return c.reqDeadline
+	}
+	return t
+}
+
+// readClient reads more request bytes within the body timeout.
+func (c *conn) readClient(h *Handler) error {
+	_ = c.nc.SetReadDeadline(c.deadline(h.Limits.BodyReadTimeout))
+	n, err := c.in.Fill(c.nc)
+	if n > 0 {
+		return nil
+	}
+	if err == nil || err == io.EOF {
+		err = io.ErrUnexpectedEOF
+	}
+	return err
+}

@@ -1,0 +1,862 @@
+package proxy
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"io"
+	"net"
+	"time"
+
+	"github.com/weirproxy/weir/http1"
+	"github.com/weirproxy/weir/message"
+	"github.com/weirproxy/weir/upstream"
+)
+
+// outcome is how one upstream attempt ended.
+type outcome uint8
+
+const (
+	done       outcome = iota // response relayed (or a clean error sent)
+	retryStale                // a pooled connection was dead before any byte; try a fresh one
+	retryPeer                 // the peer failed before any response byte; another may serve
+	failed                    // the exchange failed and was answered or aborted
+)
+
+// upstreamError is an error tagged with the phase and peer, as it should
+// read in logs: "upstream 10.0.0.7:8080: connect: connection refused".
+type upstreamError struct {
+	peer  string
+	phase string
+	err   error
+}
+
+func (e *upstreamError) Error() string {
+	return "upstream " + e.peer + ": " + e.phase + ": " + e.err.Error()
+}
+
+func (e *upstreamError) Unwrap() error { return e.err }
+
+var (
+	errNoPeer      = &StatusError{Status: 503, Msg: ""}
+	errBadResponse = errors.New("invalid response")
+	errEarlyClose  = errors.New("connection closed before the response head")
+)
+
+// proxy sends the request upstream, retrying on another peer where that is
+// safe, and relays the response.
+func (c *conn) proxy(h *Handler, s *Session) {
+	g := s.Route.Upstream
+	if g.Timeouts.Request > 0 {
+		c.reqDeadline = s.Start.Add(g.Timeouts.Request)
+	}
+	c.buildUpstreamRequest(h, s)
+	if err := s.Route.Chain.runUpstream(s, &s.UpstreamReq); err != nil {
+		c.fail(h, err)
+		return
+	}
+	if err := h.Chain.runUpstream(s, &s.UpstreamReq); err != nil {
+		c.fail(h, err)
+		return
+	}
+	key := c.hashKey(g, s)
+	var tried uint64
+	stale := 0
+	for {
+		p := g.Balancer.Pick(key, tried)
+		if p == nil {
+			if s.Attempts == 0 {
+				s.Err = errNoPeer
+				c.writeError(h, 503, true)
+			} else {
+				c.upstreamFailed(h, s.Err)
+			}
+			return
+		}
+		tried |= 1 << uint(p.Index)
+		s.Peer = p
+		s.Attempts++
+		up, err := p.Pool().Get(context.Background())
+		if err != nil {
+			s.Err = &upstreamError{p.Addr, "connect", err}
+			if !errors.Is(err, upstream.ErrPoolFull) {
+				p.ReportFailure(g.PassiveMaxFails, g.PassiveEjectFor)
+			}
+			if s.Attempts <= g.Retries {
+				continue
+			}
+			c.upstreamFailed(h, s.Err)
+			return
+		}
+		s.Reused = up.Reused
+		p.Begin()
+		res := c.exchange(h, s, g, up)
+		p.End()
+		switch res {
+		case done:
+			p.ReportSuccess()
+			return
+		case retryStale:
+			// The pooled connection had been closed by the peer; that says
+			// nothing about the peer's health. Try it again, bounded.
+			stale++
+			if stale <= 3 {
+				tried &^= 1 << uint(p.Index)
+				s.Attempts--
+				continue
+			}
+			p.ReportFailure(g.PassiveMaxFails, g.PassiveEjectFor)
+			c.upstreamFailed(h, s.Err)
+			return
+		case retryPeer:
+			p.ReportFailure(g.PassiveMaxFails, g.PassiveEjectFor)
+			if s.Attempts <= g.Retries {
+				continue
+			}
+			c.upstreamFailed(h, s.Err)
+			return
+		case failed:
+			p.ReportFailure(g.PassiveMaxFails, g.PassiveEjectFor)
+			return
+		}
+	}
+}
+
+// upstreamFailed answers 504 for timeouts and 502 otherwise.
+func (c *conn) upstreamFailed(h *Handler, err error) {
+	s := &c.sess
+	s.Err = err
+	if c.wroteHead {
+		c.keepAlive = false
+		return
+	}
+	status := 502
+	if isTimeout(err) {
+		status = 504
+	}
+	h.ErrorLog.Warn("upstream failed", "client", s.Client, "route", s.Route.Name, "status", status, "err", err)
+	c.writeError(h, status, true)
+}
+
+// hopByHop lists fields that describe one connection, not the message
+// (RFC 9110 7.6.1), plus the proxy-only ones.
+var hopByHop = [...]string{"Connection", "Keep-Alive", "Proxy-Connection", "TE", "Transfer-Encoding", "Upgrade", "Proxy-Authenticate", "Proxy-Authorization"}
+
+// removeHopByHop deletes hop-by-hop fields and those named in Connection.
+// Framing and Host can never be removed through Connection.
+func removeHopByHop(hd *message.Header) {
+	for {
+		i := 0
+		for i < len(hd.Fields) && !message.EqualFold(hd.Fields[i].Name, "Connection") {
+			i++
+		}
+		if i == len(hd.Fields) {
+			break
+		}
+		// The value aliases the read buffer, so it stays valid while
+		// fields are removed around it.
+		v := hd.Fields[i].Value
+		hd.Fields = append(hd.Fields[:i], hd.Fields[i+1:]...)
+		message.EachToken(v, func(tok []byte) bool {
+			if !message.EqualFold(tok, "Host") && !message.EqualFold(tok, "Content-Length") &&
+				!message.EqualFold(tok, "Transfer-Encoding") {
+				hd.Del(message.B(tok))
+			}
+			return true
+		})
+	}
+	hd.DelFunc(func(f *message.Field) bool {
+		for _, n := range hopByHop {
+			if message.EqualFold(f.Name, n) {
+				return true
+			}
+		}
+		return false
+	})
+}
+
+// isUpgrade reports a request to switch protocols (WebSocket and the like).
+func isUpgrade(req *message.Request) bool {
+	return req.Header.Has("Upgrade") && req.Header.HasToken("Connection", "upgrade")
+}
+
+// buildUpstreamRequest derives the upstream head from the client's.
+func (c *conn) buildUpstreamRequest(h *Handler, s *Session) {
+	req, ur := &s.Req, &s.UpstreamReq
+	upgrade := isUpgrade(req)
+	ur.Method, ur.Target, ur.Path, ur.Authority = req.Method, req.Target, req.Path, req.Authority
+	ur.Scheme, ur.ProtoMajor, ur.ProtoMinor = "http", 1, 1
+	ur.ContentLength, ur.Chunked = req.ContentLength, req.Chunked
+	ur.Header.CopyFrom(&req.Header)
+	var upgradeProto []byte
+	if upgrade {
+		upgradeProto = req.Header.Get("Upgrade")
+	}
+	removeHopByHop(&ur.Header)
+	ur.Header.Del("Expect") // Weir answers 100-continue itself
+	if req.Chunked {
+		ur.Header.AddString("Transfer-Encoding", "chunked")
+	}
+	if upgrade {
+		ur.Header.Add(message.S("Upgrade"), upgradeProto)
+		ur.Header.AddString("Connection", "Upgrade")
+	}
+	if s.Route.SetHost != "" {
+		ur.Header.SetString("Host", s.Route.SetHost)
+		ur.Authority = message.S(s.Route.SetHost)
+	}
+	c.addForwarded(h, s)
+	if h.Via {
+		ur.Header.AddString("Via", "1.1 weir")
+	}
+}
+
+// addForwarded adds X-Forwarded-* and/or Forwarded as configured.
+func (c *conn) addForwarded(h *Handler, s *Session) {
+	ur := &s.UpstreamReq
+	start := len(s.scratch)
+	s.scratch = s.Client.Addr().Unmap().AppendTo(s.scratch)
+	ip := s.scratch[start:len(s.scratch):len(s.scratch)]
+	proto := s.Req.Scheme
+	if h.Forwarded == ForwardedXFF || h.Forwarded == ForwardedBoth {
+		if h.TrustForwarded && ur.Header.Has("X-Forwarded-For") {
+			start := len(s.scratch)
+			first := true
+			for _, f := range ur.Header.Fields {
+				if message.EqualFold(f.Name, "X-Forwarded-For") {
+					if !first {
+						s.scratch = append(s.scratch, ", "...)
+					}
+					s.scratch = append(s.scratch, f.Value...)
+					first = false
+				}
+			}
+			s.scratch = append(s.scratch, ", "...)
+			s.scratch = append(s.scratch, ip...)
+			ur.Header.Set("X-Forwarded-For", s.scratch[start:len(s.scratch):len(s.scratch)])
+		} else {
+			ur.Header.Set("X-Forwarded-For", ip)
+		}
+		ur.Header.SetString("X-Forwarded-Proto", proto)
+		if s.Req.Authority != nil {
+			ur.Header.Set("X-Forwarded-Host", s.Req.Authority)
+		}
+	}
+	if h.Forwarded == ForwardedRFC || h.Forwarded == ForwardedBoth {
+		start := len(s.scratch)
+		s.scratch = append(s.scratch, "for="...)
+		if s.Client.Addr().Unmap().Is6() {
+			s.scratch = append(s.scratch, "\"["...)
+			s.scratch = append(s.scratch, ip...)
+			s.scratch = append(s.scratch, "]\""...)
+		} else {
+			s.scratch = append(s.scratch, ip...)
+		}
+		if s.Req.Authority != nil && validForwardedHost(s.Req.Authority) {
+			s.scratch = append(s.scratch, ";host="...)
+			s.scratch = append(s.scratch, s.Req.Authority...)
+		}
+		s.scratch = append(s.scratch, ";proto="...)
+		s.scratch = append(s.scratch, proto...)
+		v := s.scratch[start:len(s.scratch):len(s.scratch)]
+		if h.TrustForwarded {
+			ur.Header.Add(message.S("Forwarded"), v)
+		} else {
+			ur.Header.Set("Forwarded", v)
+		}
+	}
+}
+
+// validForwardedHost reports whether host can go in Forwarded as a token.
+func validForwardedHost(b []byte) bool {
+	for _, ch := range b {
+		if !(ch >= 'a' && ch <= 'z' || ch >= 'A' && ch <= 'Z' || ch >= '0' && ch <= '9' || ch == '.' || ch == '-' || ch == ':') {
+			return false
+		}
+	}
+	return true
+}
+
+// hashKey computes the consistent-hash key the group asks for.
+func (c *conn) hashKey(g *upstream.Group, s *Session) uint64 {
+	switch g.HashOn.Kind {
+	case upstream.HashClientIP:
+		a := s.Client.Addr().Unmap().As16()
+		return upstream.HashKey(a[:])
+	case upstream.HashPath:
+		return upstream.HashKey(s.Req.Path)
+	case upstream.HashHeader:
+		return upstream.HashKey(s.Req.Header.Get(g.HashOn.Name))
+	case upstream.HashCookie:
+		return upstream.HashKey(cookieValue(&s.Req.Header, g.HashOn.Name))
+	}
+	return 0
+}
+
+// cookieValue returns the value of cookie name in the Cookie fields.
+func cookieValue(hd *message.Header, name string) []byte {
+	for _, f := range hd.Fields {
+		if !message.EqualFold(f.Name, "Cookie") {
+			continue
+		}
+		v := f.Value
+		for len(v) > 0 {
+			var pair []byte
+			if i := bytes.IndexByte(v, ';'); i >= 0 {
+				pair, v = v[:i], v[i+1:]
+			} else {
+				pair, v = v, nil
+			}
+			pair = message.TrimOWS(pair)
+			if eq := bytes.IndexByte(pair, '='); eq >= 0 && string(pair[:eq]) == name {
+				return pair[eq+1:]
+			}
+		}
+	}
+	return nil
+}
+
+// exchange runs one attempt against one upstream connection.
+func (c *conn) exchange(h *Handler, s *Session, g *upstream.Group, up *upstream.Conn) outcome {
+	req := &s.Req
+	idle := g.Timeouts.Idle
+	hasBody := req.ContentLength > 0 || req.Chunked
+	// A body that is already fully buffered can go out with the head and
+	// be sent again on a retry; anything else is consumed as it streams.
+	inline := !req.Chunked && req.ContentLength > 0 && req.ContentLength <= inlineBody &&
+		int64(c.in.Buffered()) >= req.ContentLength && !c.expect100
+	replayable := !hasBody || inline
+
+	if !s.UpstreamReq.Header.Has("Host") {
+		s.UpstreamReq.Header.AddString("Host", s.Peer.Addr)
+	}
+	c.up = http1.AppendRequestHead(c.up[:0], &s.UpstreamReq)
+	if inline {
+		c.up = append(c.up, c.in.Unread()[:req.ContentLength]...)
+	}
+	_ = up.SetWriteDeadline(c.deadline(idle))
+	if _, err := up.Write(c.up); err != nil {
+		up.Close()
+		s.Err = &upstreamError{s.Peer.Addr, "write request", err}
+		return c.retryable(h, up, replayable, true)
+	}
+	if hasBody && !inline {
+		if err := c.sendBody(h, s, up, idle); err != nil {
+			up.Close()
+			var ce *clientError
+			if errors.As(err, &ce) {
+				s.Err = ce.err
+				c.keepAlive = false
+				if isTimeout(ce.err) {
+					c.writeError(h, 408, false)
+				} else if _, ok := ce.err.(*http1.Error); ok {
+					c.writeError(h, 400, false)
+				}
+				return done
+			}
+			s.Err = &upstreamError{s.Peer.Addr, "write body", err}
+			c.upstreamFailed(h, s.Err)
+			return failed
+		}
+	}
+
+	// Read the response head, skipping interim 1xx responses.
+	_ = up.SetReadDeadline(c.deadline(g.Timeouts.ResponseHeader))
+	got := false
+	for {
+		n, err := http1.ParseResponse(up.In.Unread(), &responseLimits, &s.Resp)
+		if err == nil {
+			up.In.Consume(n)
+			if s.Resp.Status >= 100 && s.Resp.Status < 200 && s.Resp.Status != 101 {
+				s.Resp.Reset()
+				continue
+			}
+			break
+		}
+		if err != http1.ErrIncomplete {
+			up.Close()
+			s.Err = &upstreamError{s.Peer.Addr, "read response", err}
+			c.upstreamFailed(h, s.Err)
+			return failed
+		}
+		rn, rerr := up.In.Fill(up)
+		if rn > 0 {
+			got = true
+			continue
+		}
+		up.Close()
+		if rerr == nil || rerr == io.EOF {
+			rerr = errEarlyClose
+		}
+		s.Err = &upstreamError{s.Peer.Addr, "read response", rerr}
+		if !got && !isTimeout(rerr) {
+			return c.retryable(h, up, replayable, false)
+		}
+		c.upstreamFailed(h, s.Err)
+		return failed
+	}
+	if inline {
+		c.in.Consume(int(req.ContentLength))
+		c.bodyDone = true
+		s.BytesIn = req.ContentLength
+	}
+	s.UpstreamHeadAt = time.Now()
+	return c.relayResponse(h, s, g, up)
+}
+
+// responseLimits bounds upstream response heads.
+var responseLimits = http1.Limits{MaxRequestLine: 8 << 10, MaxHeaderBytes: 64 << 10, MaxHeaderFields: 100}
+
+// retryable decides between the retry kinds for a failure before any
+// response byte arrived.
+func (c *conn) retryable(h *Handler, up *upstream.Conn, replayable, writeFailed bool) outcome {
+	if !replayable {
+		c.upstreamFailed(h, c.sess.Err)
+		return failed
+	}
+	if up.Reused {
+		return retryStale
+	}
+	// A fresh connection that failed: the request may have been acted on
+	// unless it never got out, so only idempotent requests go elsewhere.
+	if writeFailed || c.sess.Req.Idempotent() {
+		return retryPeer
+	}
+	c.upstreamFailed(h, c.sess.Err)
+	return failed
+}
+
+// clientError marks an error on the client side of a body copy.
+type clientError struct{ err error }
+
+func (e *clientError) Error() string { return "client: " + e.err.Error() }
+
+// sendBody streams the request body to the upstream: Content-Length
+// bodies as they are, chunked bodies decoded and encoded again so that
+// only clean framing reaches the peer.
+func (c *conn) sendBody(h *Handler, s *Session, up *upstream.Conn, idle time.Duration) error {
+	req := &s.Req
+	if c.expect100 && c.in.Buffered() == 0 {
+		if err := c.write(h, []byte("HTTP/1.1 100 Continue\r\n\r\n")); err != nil {
+			return &clientError{err}
+		}
+	}
+	max := h.Limits.MaxBodyBytes
+	if !req.Chunked {
+		left := req.ContentLength
+		for left > 0 {
+			if c.in.Buffered() == 0 {
+				if err := c.readClient(h); err != nil {
+					return &clientError{err}
+				}
+			}
+			p := c.in.Unread()
+			if int64(len(p)) > left {
+				p = p[:left]
+			}
+			_ = up.SetWriteDeadline(c.deadline(idle))
+			if _, err := up.Write(p); err != nil {
+				return err
+			}
+			c.in.Consume(len(p))
+			left -= int64(len(p))
+			s.BytesIn += int64(len(p))
+		}
+		c.bodyDone = true
+		return nil
+	}
+	c.reqDec.Reset(http1.ChunkLimits{})
+	for !c.reqDec.Done() {
+		data, n, err := c.reqDec.Decode(c.in.Unread())
+		c.in.Consume(n)
+		if err != nil && err != http1.ErrIncomplete {
+			return &clientError{err}
+		}
+		if len(data) > 0 {
+			s.BytesIn += int64(len(data))
+			if max > 0 && s.BytesIn > max {
+				return &clientError{errTooLarge}
+			}
+			c.up = http1.AppendChunkHeader(c.up[:0], len(data))
+			_ = up.SetWriteDeadline(c.deadline(idle))
+			c.nbuf = append(c.bufs[:0], c.up, data, crlf)
+			if _, err := c.nbuf.WriteTo(up); err != nil {
+				return err
+			}
+			continue
+		}
+		if n == 0 && !c.reqDec.Done() {
+			if err := c.readClient(h); err != nil {
+				return &clientError{err}
+			}
+		}
+	}
+	c.up = http1.AppendLastChunk(c.up[:0], c.reqDec.Trailer())
+	_ = up.SetWriteDeadline(c.deadline(idle))
+	if _, err := up.Write(c.up); err != nil {
+		return err
+	}
+	c.bodyDone = true
+	return nil
+}
+
+var crlf = []byte("\r\n")
+
+// relayResponse sends the response head and streams its body.
+func (c *conn) relayResponse(h *Handler, s *Session, g *upstream.Group, up *upstream.Conn) outcome {
+	resp := &s.Resp
+	req := &s.Req
+	if resp.Status == 101 {
+		if !isUpgrade(req) {
+			up.Close()
+			s.Err = &upstreamError{s.Peer.Addr, "read response", errors.New("101 without an upgrade request")}
+			c.upstreamFailed(h, s.Err)
+			return failed
+		}
+		return c.tunnel(h, s, up)
+	}
+	if err := s.Route.Chain.runResponse(s, resp); err != nil {
+		up.Close()
+		c.fail(h, err)
+		return done
+	}
+	if err := h.Chain.runResponse(s, resp); err != nil {
+		up.Close()
+		c.fail(h, err)
+		return done
+	}
+	mode, length := http1.ResponseBodyMode(req.Method, resp)
+	upReusable := !resp.Close && mode != http1.BodyUntilClose
+	filtered := (s.Route.Chain.hasBody() || h.Chain.hasBody()) && mode != http1.BodyNone
+	client11 := req.ProtoMinor >= 1
+
+	removeHopByHop(&resp.Header)
+	// Decide the framing toward the client.
+	chunkOut := false
+	if mode == http1.BodyChunked || mode == http1.BodyUntilClose || (filtered && mode == http1.BodyLength) {
+		if filtered {
+			resp.Header.Del("Content-Length")
+		}
+		if client11 {
+			chunkOut = true
+			resp.Header.AddString("Transfer-Encoding", "chunked")
+		} else {
+			c.keepAlive = false
+		}
+	}
+	if h.Via {
+		resp.Header.AddString("Via", "1.1 weir")
+	}
+	if !c.bodyDone || c.srv.draining.Load() {
+		c.keepAlive = false
+	}
+	if !c.keepAlive {
+		resp.Header.AddString("Connection", "close")
+	} else if !client11 {
+		resp.Header.AddString("Connection", "keep-alive")
+	}
+	status := resp.Status
+	c.out = http1.AppendResponseHead(c.out[:0], resp)
+	s.Status = status
+	c.wroteHead = true
+	_ = up.SetReadDeadline(c.deadline(g.Timeouts.Idle))
+
+	var err error
+	var clientFailed bool
+	switch {
+	case mode == http1.BodyNone:
+		err = c.write(h, c.out)
+		clientFailed = err != nil
+	case filtered || chunkOut && mode != http1.BodyChunked:
+		clientFailed, err = c.copyFiltered(h, s, g, up, mode, length, chunkOut)
+	case mode == http1.BodyLength:
+		clientFailed, err = c.copyLength(h, s, g, up, length)
+	case mode == http1.BodyChunked && chunkOut:
+		clientFailed, err = c.copyChunked(h, s, g, up)
+	default: // close-delimited or chunked to an HTTP/1.0 client
+		clientFailed, err = c.copyFiltered(h, s, g, up, mode, length, false)
+	}
+	if err != nil {
+		up.Close()
+		c.keepAlive = false
+		if clientFailed {
+			s.Err = &clientError{err}
+			return done
+		}
+		s.Err = &upstreamError{s.Peer.Addr, "read body", err}
+		return failed
+	}
+	if upReusable {
+		up.Pool().Put(up)
+	} else {
+		up.Close()
+	}
+	return done
+}
+
+// copyLength streams a Content-Length body unchanged. Large bodies go
+// through the kernel (splice) when both ends are TCP.
+func (c *conn) copyLength(h *Handler, s *Session, g *upstream.Group, up *upstream.Conn, length int64) (bool, error) {
+	buffered := up.In.Unread()
+	if int64(len(buffered)) > length {
+		buffered = buffered[:length]
+	}
+	if err := c.writev(h, c.out, buffered); err != nil {
+		return true, err
+	}
+	up.In.Consume(len(buffered))
+	left := length - int64(len(buffered))
+	s.BytesOut = int64(len(buffered))
+	if left == 0 {
+		return false, nil
+	}
+	if tc, ok := c.nc.(*net.TCPConn); ok && left >= 64<<10 {
+		if src, ok := up.Conn.(*net.TCPConn); ok {
+			return c.spliceBody(h, s, g, tc, src, left)
+		}
+	}
+	for left > 0 {
+		_ = up.SetReadDeadline(c.deadline(g.Timeouts.Idle))
+		if _, err := up.In.Fill(up); err != nil {
+			return false, noEOF(err)
+		}
+		p := up.In.Unread()
+		if int64(len(p)) > left {
+			p = p[:left]
+		}
+		if err := c.write(h, p); err != nil {
+			return true, err
+		}
+		up.In.Consume(len(p))
+		left -= int64(len(p))
+		s.BytesOut += int64(len(p))
+	}
+	return false, nil
+}
+
+// spliceBody moves a large body from peer to client in the kernel, in
+// steps so that the idle timeouts apply per step.
+func (c *conn) spliceBody(h *Handler, s *Session, g *upstream.Group, dst, src *net.TCPConn, left int64) (bool, error) {
+	lr := &io.LimitedReader{R: src}
+	for left > 0 {
+		step := min(left, 4<<20)
+		lr.N = step
+		_ = src.SetReadDeadline(c.deadline(g.Timeouts.Idle))
+		_ = dst.SetWriteDeadline(c.deadline(h.Limits.WriteTimeout))
+		n, err := dst.ReadFrom(lr)
+		left -= n
+		s.BytesOut += n
+		if err != nil {
+			// Which side failed? A read error leaves lr short of its limit
+			// with the writer fine; ReadFrom cannot tell us, so probe.
+			if isClientWriteErr(err) {
+				return true, err
+			}
+			return false, err
+		}
+		if n < step {
+			return false, io.ErrUnexpectedEOF
+		}
+	}
+	return false, nil
+}
+
+// isClientWriteErr reports errors that come from writing to the client.
+func isClientWriteErr(err error) bool {
+	var oe *net.OpError
+	return errors.As(err, &oe) && oe.Op == "write" || errors.Is(err, net.ErrClosed)
+}
+
+func noEOF(err error) error {
+	if err == io.EOF {
+		return io.ErrUnexpectedEOF
+	}
+	return err
+}
+
+// copyChunked decodes a chunked body from the peer and encodes it again
+// for the client, trailers included.
+func (c *conn) copyChunked(h *Handler, s *Session, g *upstream.Group, up *upstream.Conn) (bool, error) {
+	if err := c.write(h, c.out); err != nil {
+		return true, err
+	}
+	c.respDec.Reset(http1.ChunkLimits{})
+	for !c.respDec.Done() {
+		data, n, err := c.respDec.Decode(up.In.Unread())
+		up.In.Consume(n)
+		if err != nil && err != http1.ErrIncomplete {
+			return false, err
+		}
+		if len(data) > 0 {
+			s.BytesOut += int64(len(data))
+			c.out = http1.AppendChunkHeader(c.out[:0], len(data))
+			if err := c.writev(h, c.out, data, crlf); err != nil {
+				return true, err
+			}
+			continue
+		}
+		if n == 0 && !c.respDec.Done() {
+			_ = up.SetReadDeadline(c.deadline(g.Timeouts.Idle))
+			if _, err := up.In.Fill(up); err != nil {
+				return false, noEOF(err)
+			}
+		}
+	}
+	c.out = http1.AppendLastChunk(c.out[:0], c.respDec.Trailer())
+	if err := c.write(h, c.out); err != nil {
+		return true, err
+	}
+	return false, nil
+}
+
+// copyFiltered is the general body path: any upstream framing in, body
+// filters applied, chunked (or close-delimited) out.
+func (c *conn) copyFiltered(h *Handler, s *Session, g *upstream.Group, up *upstream.Conn, mode http1.BodyMode, length int64, chunkOut bool) (bool, error) {
+	if err := c.write(h, c.out); err != nil {
+		return true, err
+	}
+	emit := func(data []byte, end bool) (bool, error) {
+		out, err := s.Route.Chain.runBody(s, data, end)
+		if err == nil {
+			out, err = h.Chain.runBody(s, out, end)
+		}
+		if err != nil {
+			return false, err
+		}
+		if len(out) > 0 {
+			s.BytesOut += int64(len(out))
+			if chunkOut {
+				c.out = http1.AppendChunkHeader(c.out[:0], len(out))
+				if err := c.writev(h, c.out, out, crlf); err != nil {
+					return true, err
+				}
+			} else if err := c.write(h, out); err != nil {
+				return true, err
+			}
+		}
+		return false, nil
+	}
+	var trailer *message.Header
+	switch mode {
+	case http1.BodyLength:
+		left := length
+		for left > 0 {
+			if up.In.Buffered() == 0 {
+				_ = up.SetReadDeadline(c.deadline(g.Timeouts.Idle))
+				if _, err := up.In.Fill(up); err != nil {
+					return false, noEOF(err)
+				}
+			}
+			p := up.In.Unread()
+			if int64(len(p)) > left {
+				p = p[:left]
+			}
+			up.In.Consume(len(p))
+			left -= int64(len(p))
+			if cf, err := emit(p, false); err != nil {
+				return cf, err
+			}
+		}
+	case http1.BodyChunked:
+		c.respDec.Reset(http1.ChunkLimits{})
+		for !c.respDec.Done() {
+			data, n, err := c.respDec.Decode(up.In.Unread())
+			up.In.Consume(n)
+			if err != nil && err != http1.ErrIncomplete {
+				return false, err
+			}
+			if len(data) > 0 {
+				if cf, err := emit(data, false); err != nil {
+					return cf, err
+				}
+				continue
+			}
+			if n == 0 && !c.respDec.Done() {
+				_ = up.SetReadDeadline(c.deadline(g.Timeouts.Idle))
+				if _, err := up.In.Fill(up); err != nil {
+					return false, noEOF(err)
+				}
+			}
+		}
+		trailer = c.respDec.Trailer()
+	case http1.BodyUntilClose:
+		for {
+			if up.In.Buffered() == 0 {
+				_ = up.SetReadDeadline(c.deadline(g.Timeouts.Idle))
+				if _, err := up.In.Fill(up); err != nil {
+					if err == io.EOF {
+						break
+					}
+					return false, err
+				}
+			}
+			p := up.In.Unread()
+			up.In.Consume(len(p))
+			if cf, err := emit(p, false); err != nil {
+				return cf, err
+			}
+		}
+	}
+	if cf, err := emit(nil, true); err != nil {
+		return cf, err
+	}
+	if chunkOut {
+		c.out = http1.AppendLastChunk(c.out[:0], trailer)
+		if err := c.write(h, c.out); err != nil {
+			return true, err
+		}
+	}
+	return false, nil
+}
+
+// tunnel relays bytes both ways after a 101 Switching Protocols, until
+// either side closes. The connection is not reused afterwards.
+func (c *conn) tunnel(h *Handler, s *Session, up *upstream.Conn) outcome {
+	resp := &s.Resp
+	if h.Via {
+		resp.Header.AddString("Via", "1.1 weir")
+	}
+	c.out = http1.AppendResponseHead(c.out[:0], resp)
+	s.Status = 101
+	c.wroteHead = true
+	c.keepAlive = false
+	if err := c.writev(h, c.out, up.In.Unread()); err != nil {
+		up.Close()
+		return done
+	}
+	up.In.Consume(up.In.Buffered())
+	_ = c.nc.SetDeadline(time.Time{})
+	_ = up.SetDeadline(time.Time{})
+	errc := make(chan error, 1)
+	clientLeft := c.in.Unread()
+	go func() {
+		// client → upstream
+		var err error
+		if len(clientLeft) > 0 {
+			_, err = up.Write(clientLeft)
+		}
+		if err == nil {
+			_, err = io.Copy(up.Conn, c.nc)
+		}
+		if cw, ok := up.Conn.(interface{ CloseWrite() error }); ok {
+			_ = cw.CloseWrite()
+		}
+		errc <- err
+	}()
+	n, _ := io.Copy(c.nc, up.Conn)
+	s.BytesOut += n
+	if cw, ok := c.nc.(interface{ CloseWrite() error }); ok {
+		_ = cw.CloseWrite()
+	}
+	// The upstream side ended; end the other direction too.
+	_ = c.nc.SetReadDeadline(time.Now())
+	<-errc
+	c.in.Consume(c.in.Buffered())
+	up.Close()
+	return done
+}
+
+// String makes errors readable in logs.
+func (o outcome) String() string {
+	return [...]string{"done", "retry-stale", "retry-peer", "failed"}[o]
+}

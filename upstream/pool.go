@@ -1,0 +1,181 @@
+package upstream
+
+import (
+	"context"
+	"errors"
+	"net"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/weirproxy/weir/internal/rbuf"
+	"github.com/weirproxy/weir/limits"
+)
+
+// PoolOptions configure a peer's connection pool.
+type PoolOptions struct {
+	// MaxIdle is how many idle connections are kept (default
+	// limits.PoolMaxIdlePerPeer). Negative keeps none.
+	MaxIdle int
+	// MaxPerPeer bounds all connections, busy and idle; 0: no limit.
+	MaxPerPeer int
+	// IdleTimeout drops connections idle longer than this (default
+	// limits.PoolIdleTimeout).
+	IdleTimeout time.Duration
+	// ConnectTimeout bounds one dial (default limits.ConnectTimeout).
+	ConnectTimeout time.Duration
+	// BufferSize is the read buffer each connection owns (default 16 KiB).
+	BufferSize int
+}
+
+func (o *PoolOptions) fill() {
+	if o.MaxIdle == 0 {
+		o.MaxIdle = limits.PoolMaxIdlePerPeer
+	}
+	if o.IdleTimeout == 0 {
+		o.IdleTimeout = limits.PoolIdleTimeout
+	}
+	if o.ConnectTimeout == 0 {
+		o.ConnectTimeout = limits.ConnectTimeout
+	}
+	if o.BufferSize == 0 {
+		o.BufferSize = 16 << 10
+	}
+}
+
+// ErrPoolFull is returned by Get when MaxPerPeer connections are open.
+var ErrPoolFull = errors.New("connection limit reached")
+
+// Pool keeps idle keep-alive connections to one peer and dials new ones.
+// Idle connections are reused last-in first-out, so a steady load touches
+// as few connections as it needs and the rest age out.
+type Pool struct {
+	addr   string
+	opts   PoolOptions
+	dialer net.Dialer
+
+	mu   sync.Mutex
+	idle []*Conn // LIFO stack
+
+	open   atomic.Int64 // all connections, busy and idle
+	dialed atomic.Int64 // connections ever dialed (for tests and metrics)
+}
+
+func newPool(addr string, opts PoolOptions) *Pool {
+	opts.fill()
+	p := &Pool{addr: addr, opts: opts}
+	p.dialer.Timeout = opts.ConnectTimeout
+	p.dialer.KeepAlive = 30 * time.Second
+	return p
+}
+
+// Conn is one connection to a peer. It owns a read buffer that holds bytes
+// read ahead of what the engine consumed.
+type Conn struct {
+	net.Conn
+	pool *Pool
+	// In holds bytes read from the peer and not yet consumed.
+	In rbuf.Buffer
+	// Reused reports whether the connection came from the idle pool.
+	Reused    bool
+	idleSince int64 // unix nanos
+	closed    atomic.Bool
+}
+
+// Get returns an idle connection or dials a new one.
+func (p *Pool) Get(ctx context.Context) (*Conn, error) {
+	if c := p.getIdle(); c != nil {
+		return c, nil
+	}
+	if max := p.opts.MaxPerPeer; max > 0 && p.open.Load() >= int64(max) {
+		return nil, ErrPoolFull
+	}
+	p.open.Add(1)
+	nc, err := p.dialer.DialContext(ctx, "tcp", p.addr)
+	if err != nil {
+		p.open.Add(-1)
+		return nil, err
+	}
+	if tc, ok := nc.(*net.TCPConn); ok {
+		_ = tc.SetNoDelay(true)
+	}
+	p.dialed.Add(1)
+	return &Conn{Conn: nc, pool: p, In: rbuf.Buffer{B: make([]byte, p.opts.BufferSize)}}, nil
+}
+
+func (p *Pool) getIdle() *Conn {
+	now := time.Now().UnixNano()
+	deadline := now - int64(p.opts.IdleTimeout)
+	var stale []*Conn
+	var c *Conn
+	p.mu.Lock()
+	for len(p.idle) > 0 {
+		n := len(p.idle) - 1
+		c = p.idle[n]
+		p.idle[n] = nil
+		p.idle = p.idle[:n]
+		if c.idleSince >= deadline {
+			break
+		}
+		stale = append(stale, c)
+		c = nil
+	}
+	p.mu.Unlock()
+	for _, s := range stale {
+		s.Close()
+	}
+	if c != nil {
+		c.Reused = true
+	}
+	return c
+}
+
+// Put returns a connection whose exchange ended cleanly with nothing left
+// unread; it is closed instead when the pool is full.
+func (p *Pool) Put(c *Conn) {
+	if c.In.Buffered() != 0 || p.opts.MaxIdle < 0 {
+		c.Close()
+		return
+	}
+	c.In.Reset()
+	c.idleSince = time.Now().UnixNano()
+	p.mu.Lock()
+	if len(p.idle) >= p.opts.MaxIdle {
+		p.mu.Unlock()
+		c.Close()
+		return
+	}
+	p.idle = append(p.idle, c)
+	p.mu.Unlock()
+}
+
+// Close closes the connection and forgets it. It is safe to call twice.
+func (c *Conn) Close() error {
+	if c.closed.Swap(true) {
+		return nil
+	}
+	c.pool.open.Add(-1)
+	return c.Conn.Close()
+}
+
+// CloseIdle closes every idle connection.
+func (p *Pool) CloseIdle() {
+	p.mu.Lock()
+	idle := p.idle
+	p.idle = nil
+	p.mu.Unlock()
+	for _, c := range idle {
+		c.Close()
+	}
+}
+
+// Stats reports the pool's open, idle and ever-dialed connection counts.
+func (p *Pool) Stats() (open, idle, dialed int64) {
+	p.mu.Lock()
+	idle = int64(len(p.idle))
+	p.mu.Unlock()
+	return p.open.Load(), idle, p.dialed.Load()
+}
+
+// Pool returns the pool the connection belongs to.
+func (c *Conn) Pool() *Pool { return c.pool }
