@@ -6,6 +6,8 @@ package upstream
 import (
 	"sync/atomic"
 	"time"
+
+	"github.com/weirproxy/weir/http1"
 )
 
 // Peer is one origin server of a group.
@@ -60,6 +62,9 @@ type Group struct {
 	// PassiveMaxFails and PassiveEjectFor configure passive ejection.
 	PassiveMaxFails int
 	PassiveEjectFor time.Duration
+	// ResponseLimits bounds response heads from the peers (zero fields:
+	// defaults of package limits).
+	ResponseLimits http1.Limits
 }
 
 // HashKind is the request value a consistent-hash group keys on.
