@@ -25,6 +25,7 @@ import (
 	"github.com/weirproxy/weir/filters/accesslog"
 	"github.com/weirproxy/weir/filters/headers"
 	"github.com/weirproxy/weir/http1"
+	"github.com/weirproxy/weir/limits"
 	"github.com/weirproxy/weir/observe"
 	"github.com/weirproxy/weir/proxy"
 	"github.com/weirproxy/weir/route"
@@ -130,6 +131,7 @@ func (s *Server) compile(cfg *config.Config) (*graph, error) {
 	h := &proxy.Handler{
 		Limits: proxy.Limits{
 			Parser:             http1.Limits{MaxRequestLine: l.MaxRequestLine, MaxHeaderBytes: l.MaxHeaderBytes, MaxHeaderFields: l.MaxHeaderFields},
+			Chunk:              http1.ChunkLimits{MaxChunkLine: l.MaxChunkLine, MaxTrailerBytes: l.MaxTrailerBytes},
 			HeaderReadTimeout:  l.HeaderReadTimeout,
 			IdleTimeout:        l.IdleTimeout,
 			BodyReadTimeout:    l.BodyReadTimeout,
@@ -183,6 +185,7 @@ func (s *Server) compileGroup(ctx context.Context, u *config.Upstream) (*upstrea
 		Retries:         u.Retries,
 		PassiveMaxFails: u.Passive.MaxFails,
 		PassiveEjectFor: u.Passive.EjectFor,
+		ResponseLimits:  http1.Limits{MaxHeaderBytes: u.MaxResponseHeaderBytes, MaxHeaderFields: limits.MaxResponseHeaderFields},
 	}
 	switch kind, name, _ := strings.Cut(u.HashOn, ":"); kind {
 	case "client_ip":

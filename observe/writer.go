@@ -13,12 +13,13 @@ import (
 // reaches its limit, lines are written synchronously (back-pressure rather
 // than unbounded memory).
 type LineWriter struct {
-	w     io.Writer
-	mu    sync.Mutex
-	buf   []byte
-	limit int
-	stop  chan struct{}
-	done  chan struct{}
+	w      io.Writer
+	mu     sync.Mutex
+	buf    []byte
+	limit  int
+	stop   chan struct{}
+	done   chan struct{}
+	closed bool // after Close, lines are written through at once
 }
 
 // NewLineWriter starts a writer that flushes every interval.
@@ -48,6 +49,9 @@ func (lw *LineWriter) flusher(interval time.Duration) {
 func (lw *LineWriter) Write(line []byte) (int, error) {
 	lw.mu.Lock()
 	defer lw.mu.Unlock()
+	if lw.closed {
+		return lw.w.Write(line)
+	}
 	if len(lw.buf)+len(line) > lw.limit {
 		lw.flushLocked()
 	}
@@ -69,8 +73,16 @@ func (lw *LineWriter) flushLocked() {
 	}
 }
 
-// Close flushes and stops the background flusher.
+// Close flushes and stops the background flusher. Lines written after
+// Close (by requests that outlived a reload) go straight to the writer.
 func (lw *LineWriter) Close() error {
+	lw.mu.Lock()
+	if lw.closed {
+		lw.mu.Unlock()
+		return nil
+	}
+	lw.closed = true
+	lw.mu.Unlock()
 	close(lw.stop)
 	<-lw.done
 	return nil

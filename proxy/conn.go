@@ -90,11 +90,13 @@ func (c *conn) serve() {
 		c.srv.forget(c)
 	}()
 	for {
-		h := c.srv.handler.Load()
-		if !c.readRequest(h) {
+		if !c.readRequest(c.srv.handler.Load()) {
 			return
 		}
-		if !c.handle(h) {
+		// Load the handler again: a reload may have swapped it while the
+		// connection sat idle, and a request that had not started yet
+		// must run on the graph current when its head arrived.
+		if !c.handle(c.srv.handler.Load()) {
 			return
 		}
 	}
@@ -205,6 +207,12 @@ func (c *conn) badRequest(h *Handler, err error) {
 	c.sess.Err = err
 	c.writeError(h, status, false)
 	h.ErrorLog.Debug("bad request", "client", c.sess.Client, "status", status, "err", err)
+	// A rejected head is logged like any request; its method and path
+	// are empty since nothing of it can be trusted.
+	c.sess.Start = time.Now()
+	c.sess.End = c.sess.Start
+	c.sess.Req.Reset()
+	h.Chain.runLog(&c.sess)
 }
 
 // handle runs the phases for one parsed request and reports whether the
@@ -240,10 +248,9 @@ func (c *conn) handle(h *Handler) bool {
 }
 
 var (
-	errNoRoute   = &StatusError{Status: 404, Msg: "no route for this request"}
-	errExpect    = &StatusError{Status: 417, Msg: "only Expect: 100-continue is supported"}
-	errTooLarge  = &StatusError{Status: 413, Msg: "request body too large"}
-	errNoUpgrade = &StatusError{Status: 400, Msg: "upgrade without Connection: upgrade"}
+	errNoRoute  = &StatusError{Status: 404, Msg: "no route for this request"}
+	errExpect   = &StatusError{Status: 417, Msg: "only Expect: 100-continue is supported"}
+	errTooLarge = &StatusError{Status: 413, Msg: "request body too large"}
 )
 
 // precheck applies the engine's own rules before any filter runs.

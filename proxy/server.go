@@ -22,6 +22,7 @@ import (
 // defaults in package limits.
 type Limits struct {
 	Parser             http1.Limits
+	Chunk              http1.ChunkLimits // request bodies' chunk framing
 	HeaderReadTimeout  time.Duration
 	IdleTimeout        time.Duration
 	BodyReadTimeout    time.Duration

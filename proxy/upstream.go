@@ -6,6 +6,7 @@ import (
 	"errors"
 	"io"
 	"net"
+	"strings"
 	"time"
 
 	"github.com/weirproxy/weir/http1"
@@ -38,9 +39,8 @@ func (e *upstreamError) Error() string {
 func (e *upstreamError) Unwrap() error { return e.err }
 
 var (
-	errNoPeer      = &StatusError{Status: 503, Msg: ""}
-	errBadResponse = errors.New("invalid response")
-	errEarlyClose  = errors.New("connection closed before the response head")
+	errNoPeer     = &StatusError{Status: 503, Msg: ""}
+	errEarlyClose = errors.New("connection closed before the response head")
 )
 
 // proxy sends the request upstream, retrying on another peer where that is
@@ -77,6 +77,16 @@ func (c *conn) proxy(h *Handler, s *Session) {
 		s.Peer = p
 		s.Attempts++
 		up, err := p.Pool().Get(context.Background())
+		// Drop idle connections the peer closed meanwhile (its idle
+		// timeout, a restart) before sending anything: a request that
+		// cannot be replayed would fail on them, and finding them through
+		// failed attempts would use up the retries and report the peer
+		// as failing. Each pass removes one idle connection, so this ends
+		// with a live one or a fresh dial.
+		for err == nil && up.Reused && peerClosed(up.Conn) {
+			up.Close()
+			up, err = p.Pool().Get(context.Background())
+		}
 		if err != nil {
 			s.Err = &upstreamError{p.Addr, "connect", err}
 			if !errors.Is(err, upstream.ErrPoolFull) {
@@ -201,6 +211,11 @@ func (c *conn) buildUpstreamRequest(h *Handler, s *Session) {
 		ur.Header.Add(message.S("Upgrade"), upgradeProto)
 		ur.Header.AddString("Connection", "Upgrade")
 	}
+	if t := req.Target; len(t) > 0 && t[0] != '/' && t[0] != '*' && !req.IsMethod("CONNECT") {
+		// Absolute-form target: RFC 9112 3.2.2 has a proxy replace Host
+		// with the target's authority, which is also what Weir routed on.
+		ur.Header.Set("Host", req.Authority)
+	}
 	if s.Route.SetHost != "" {
 		ur.Header.SetString("Host", s.Route.SetHost)
 		ur.Authority = message.S(s.Route.SetHost)
@@ -252,9 +267,9 @@ func (c *conn) addForwarded(h *Handler, s *Session) {
 		} else {
 			s.scratch = append(s.scratch, ip...)
 		}
-		if s.Req.Authority != nil && validForwardedHost(s.Req.Authority) {
+		if s.Req.Authority != nil {
 			s.scratch = append(s.scratch, ";host="...)
-			s.scratch = append(s.scratch, s.Req.Authority...)
+			s.scratch = appendForwardedValue(s.scratch, s.Req.Authority)
 		}
 		s.scratch = append(s.scratch, ";proto="...)
 		s.scratch = append(s.scratch, proto...)
@@ -267,14 +282,29 @@ func (c *conn) addForwarded(h *Handler, s *Session) {
 	}
 }
 
-// validForwardedHost reports whether host can go in Forwarded as a token.
-func validForwardedHost(b []byte) bool {
-	for _, ch := range b {
-		if !(ch >= 'a' && ch <= 'z' || ch >= 'A' && ch <= 'Z' || ch >= '0' && ch <= '9' || ch == '.' || ch == '-' || ch == ':') {
-			return false
+// appendForwardedValue appends v as an RFC 7239 value: as is when it is
+// a token, else as a quoted-string. A host with a port or an IPv6 literal
+// is not a token (":" and "[" are not tchars), so it must be quoted.
+func appendForwardedValue(b, v []byte) []byte {
+	token := len(v) > 0
+	for _, ch := range v {
+		if !(ch >= 'a' && ch <= 'z' || ch >= 'A' && ch <= 'Z' || ch >= '0' && ch <= '9' ||
+			strings.IndexByte("!#$%&'*+-.^_`|~", ch) >= 0) {
+			token = false
+			break
 		}
 	}
-	return true
+	if token {
+		return append(b, v...)
+	}
+	b = append(b, '"')
+	for _, ch := range v {
+		if ch == '"' || ch == '\\' {
+			b = append(b, '\\')
+		}
+		b = append(b, ch)
+	}
+	return append(b, '"')
 }
 
 // hashKey computes the consistent-hash key the group asks for.
@@ -351,6 +381,9 @@ func (c *conn) exchange(h *Handler, s *Session, g *upstream.Group, up *upstream.
 					c.writeError(h, 408, false)
 				} else if _, ok := ce.err.(*http1.Error); ok {
 					c.writeError(h, 400, false)
+				} else if se, ok := ce.err.(*StatusError); ok {
+					// A chunked body over max_body_bytes: 413.
+					c.writeLocalStatus(h, se.Status, se.Msg)
 				}
 				return done
 			}
@@ -364,7 +397,7 @@ func (c *conn) exchange(h *Handler, s *Session, g *upstream.Group, up *upstream.
 	_ = up.SetReadDeadline(c.deadline(g.Timeouts.ResponseHeader))
 	got := false
 	for {
-		n, err := http1.ParseResponse(up.In.Unread(), &responseLimits, &s.Resp)
+		n, err := http1.ParseResponse(up.In.Unread(), &g.ResponseLimits, &s.Resp)
 		if err == nil {
 			up.In.Consume(n)
 			if s.Resp.Status >= 100 && s.Resp.Status < 200 && s.Resp.Status != 101 {
@@ -403,9 +436,6 @@ func (c *conn) exchange(h *Handler, s *Session, g *upstream.Group, up *upstream.
 	s.UpstreamHeadAt = time.Now()
 	return c.relayResponse(h, s, g, up)
 }
-
-// responseLimits bounds upstream response heads.
-var responseLimits = http1.Limits{MaxRequestLine: 8 << 10, MaxHeaderBytes: 64 << 10, MaxHeaderFields: 100}
 
 // retryable decides between the retry kinds for a failure before any
 // response byte arrived.
@@ -465,7 +495,7 @@ func (c *conn) sendBody(h *Handler, s *Session, up *upstream.Conn, idle time.Dur
 		c.bodyDone = true
 		return nil
 	}
-	c.reqDec.Reset(http1.ChunkLimits{})
+	c.reqDec.Reset(h.Limits.Chunk)
 	for !c.reqDec.Done() {
 		data, n, err := c.reqDec.Decode(c.in.Unread())
 		c.in.Consume(n)

@@ -93,9 +93,10 @@ type Timeouts struct {
 	Request        time.Duration // 0: no limit
 }
 
-// Close closes every idle pooled connection of the group.
+// Close retires the group's pools: idle connections close now, busy ones
+// when their exchange ends.
 func (g *Group) Close() {
 	for _, p := range g.Peers {
-		p.pool.CloseIdle()
+		p.pool.Close()
 	}
 }

@@ -57,6 +57,7 @@ type Pool struct {
 	mu   sync.Mutex
 	idle []*Conn // LIFO stack
 
+	closed atomic.Bool  // set by Close: returned connections are closed
 	open   atomic.Int64 // all connections, busy and idle
 	dialed atomic.Int64 // connections ever dialed (for tests and metrics)
 }
@@ -140,7 +141,7 @@ func (p *Pool) Put(c *Conn) {
 	c.In.Reset()
 	c.idleSince = time.Now().UnixNano()
 	p.mu.Lock()
-	if len(p.idle) >= p.opts.MaxIdle {
+	if len(p.idle) >= p.opts.MaxIdle || p.closed.Load() {
 		p.mu.Unlock()
 		c.Close()
 		return
@@ -156,6 +157,13 @@ func (c *Conn) Close() error {
 	}
 	c.pool.open.Add(-1)
 	return c.Conn.Close()
+}
+
+// Close closes every idle connection, and every connection returned
+// later: the pool is retired (after a reload). Get still works.
+func (p *Pool) Close() {
+	p.closed.Store(true)
+	p.CloseIdle()
 }
 
 // CloseIdle closes every idle connection.

@@ -171,10 +171,8 @@ func serve(cfg *config.Config, lf logFlags, reload func() (*config.Config, error
 		log.Error("cannot start", "err", err)
 		return 1
 	}
-	if err := srv.Listen(); err != nil {
-		log.Error("cannot listen", "err", err)
-		return 1
-	}
+	// Signal handlers go in before the port opens, so that a SIGTERM sent
+	// as soon as Weir answers always drains instead of killing it.
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
 	if reload != nil {
@@ -193,6 +191,10 @@ func serve(cfg *config.Config, lf logFlags, reload func() (*config.Config, error
 				log.Info("configuration reloaded")
 			}
 		}()
+	}
+	if err := srv.Listen(); err != nil {
+		log.Error("cannot listen", "err", err)
+		return 1
 	}
 	log.Info("weir starting", "version", weir.Version, "gomaxprocs", runtime.GOMAXPROCS(0))
 	if err := srv.Serve(ctx); err != nil {

@@ -13,6 +13,9 @@ import (
 	"github.com/weirproxy/weir/proxy"
 )
 
+// timeFormat is slog's: RFC 3339 with milliseconds.
+const timeFormat = "2006-01-02T15:04:05.000Z07:00"
+
 // Format is the line format.
 type Format uint8
 
@@ -57,11 +60,11 @@ func (l *Logger) Log(s *proxy.Session) {
 	j := l.format == JSON
 	if j {
 		b = append(b, `{"time":"`...)
-		b = s.End.AppendFormat(b, time.RFC3339Nano)
+		b = s.End.AppendFormat(b, timeFormat)
 		b = append(b, `","level":"INFO","msg":"access"`...)
 	} else {
 		b = append(b, "time="...)
-		b = s.End.AppendFormat(b, time.RFC3339Nano)
+		b = s.End.AppendFormat(b, timeFormat)
 		b = append(b, " level=INFO msg=access"...)
 	}
 	b = field(b, j, "client")
