@@ -1,0 +1,48 @@
+#!/usr/bin/env bash
+# Weir's whole test suite: formatting, vet, staticcheck, the tests with the
+# race detector, a short run of every fuzz target, and a smoke run of the
+# benchmarks. It installs what it needs first (scripts/deps.sh).
+#
+#   scripts/test.sh            everything
+#   FUZZTIME=60s scripts/test.sh   longer fuzzing
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+scripts/deps.sh
+export PATH="$(go env GOPATH)/bin:$PATH"
+FUZZTIME="${FUZZTIME:-10s}"
+
+step() { printf '\n== %s\n' "$*"; }
+
+step "gofmt"
+unformatted="$(gofmt -l .)"
+if [ -n "$unformatted" ]; then
+	echo "these files need gofmt -w:"; echo "$unformatted"; exit 1
+fi
+
+step "go vet"
+go vet ./...
+
+step "staticcheck"
+staticcheck ./...
+
+step "go test -race"
+go test -race -count=1 -timeout 15m ./...
+
+step "fuzz targets, $FUZZTIME each"
+# Every Fuzz function in the tree, found rather than listed, so a new
+# target cannot be forgotten.
+grep -rl --include='*_test.go' '^func Fuzz' . | while read -r f; do
+	pkg="./$(dirname "${f#./}")"
+	for target in $(grep -o '^func Fuzz[A-Za-z0-9_]*' "$f" | sed 's/^func //'); do
+		echo "-- $pkg $target"
+		go test -run='^$' -fuzz="^${target}\$" -fuzztime="$FUZZTIME" "$pkg"
+	done
+done
+
+step "benchmark smoke"
+go test -run='^$' -bench=. -benchtime=200x ./... >/tmp/weir-bench-smoke.txt
+grep -E '^Benchmark' /tmp/weir-bench-smoke.txt
+if [ -x bench/smoke.sh ]; then bench/smoke.sh; fi
+
+step "all checks passed"
