@@ -1,0 +1,389 @@
+// Package config loads and validates Weir's YAML configuration.
+//
+// Load reads a file and Parse checks its bytes. Either returns a *Config in
+// which every setting that has a default is filled in (the defaults live in
+// package limits), or an ErrorList naming every problem found, each with the
+// file, line and column of the offending YAML node:
+//
+//	weir.yaml:7:14: invalid duration "5 seconds" for timeouts.connect: use Go syntax like 5s or 1m30s
+//	weir.yaml:12:15: route "api" sends to upstream "apii", which is not defined; did you mean "api"?
+//
+// docs/config.md documents every key. The comments on the fields below are
+// the same documentation in brief, and name the YAML key of each field.
+package config
+
+import "time"
+
+// Config is a whole, validated Weir configuration.
+type Config struct {
+	// Listeners are the addresses Weir accepts client connections on
+	// (key listeners). At least one is required. Every listener serves
+	// every route.
+	Listeners []Listener
+
+	// Routes are tried in file order; the first whose match conditions
+	// all hold handles the request (key routes). A request no route
+	// matches is answered with 404.
+	Routes []Route
+
+	// Upstreams are the named groups of peers that routes send requests
+	// to, keyed by name (key upstreams, a mapping from name to upstream).
+	Upstreams map[string]*Upstream
+
+	// UpstreamOrder lists the keys of Upstreams in the order they appear
+	// in the file.
+	UpstreamOrder []string
+
+	// Limits bounds what one client connection and its requests may use
+	// (key limits).
+	Limits Limits
+
+	// Proxy controls the headers Weir adds to proxied requests (key proxy).
+	Proxy Proxy
+
+	// Log configures Weir's own log and the access log (key log).
+	Log Log
+
+	// ShutdownGrace is how long a draining Weir waits for in-flight
+	// requests after SIGTERM before it closes what remains (key
+	// shutdown_grace; default limits.ShutdownGrace; 0 closes at once).
+	ShutdownGrace time.Duration
+}
+
+// Listener is one address Weir accepts client connections on.
+type Listener struct {
+	// Name identifies the listener in logs (key name; default
+	// "listener-N", N counting from 1 in file order). Names are unique.
+	Name string
+
+	// Address is "host:port" (key address, required). The host may be
+	// empty (":8080") to listen on every interface, an IP address
+	// ("127.0.0.1:8080", "[::1]:8080") or a host name. The port is a
+	// number from 1 to 65535. No two listeners may share an address.
+	Address string
+}
+
+// Limits bounds what one client connection and its requests may use. Sizes
+// are written as integers (bytes) or with a unit: "512B", "8KiB", "64KiB",
+// "1MiB", "1GiB" (powers of 1024) or "1KB", "1MB", "1GB" (powers of 1000).
+type Limits struct {
+	// MaxRequestLine bounds the request line (method, target and
+	// version), in bytes; longer lines are answered with 414 (key
+	// max_request_line; default limits.MaxRequestLine). It may not
+	// exceed MaxHeaderBytes.
+	MaxRequestLine int
+
+	// MaxHeaderBytes bounds the whole request head, request line included,
+	// in bytes; larger heads are answered with 431 (key max_header_bytes;
+	// default limits.MaxHeaderBytes).
+	MaxHeaderBytes int
+
+	// MaxHeaderFields bounds the number of header fields in one request
+	// head; more are answered with 431 (key max_header_fields; default
+	// limits.MaxHeaderFields). It is a count, not a size.
+	MaxHeaderFields int
+
+	// HeaderReadTimeout is how long a client has to send a complete
+	// request head, counted from its first byte; slow heads are closed
+	// with 408 (key header_read_timeout; default limits.HeaderReadTimeout).
+	HeaderReadTimeout time.Duration
+
+	// IdleTimeout is how long a kept-alive client connection may sit
+	// without a request before Weir closes it (key idle_timeout; default
+	// limits.IdleTimeout).
+	IdleTimeout time.Duration
+
+	// BodyReadTimeout is the longest gap allowed between two reads of a
+	// request body (key body_read_timeout; default limits.BodyReadTimeout).
+	BodyReadTimeout time.Duration
+
+	// WriteTimeout is the longest a single write to the client may block
+	// (key write_timeout; default limits.WriteTimeout).
+	WriteTimeout time.Duration
+
+	// MaxRequestsPerConn is how many requests one client connection may
+	// carry before Weir closes it after the response (key
+	// max_requests_per_conn; default limits.MaxRequestsPerConn).
+	MaxRequestsPerConn int
+
+	// MaxBodyBytes bounds a request body, in bytes; larger bodies are
+	// answered with 413. 0 means no limit (key max_body_bytes; default
+	// limits.MaxBodyBytes).
+	MaxBodyBytes int64
+
+	// MaxConnections bounds concurrent client connections per listener;
+	// further connections wait in the kernel backlog. 0 means no limit
+	// (key max_connections; default limits.MaxConnections).
+	MaxConnections int
+
+	// MaxChunkLine bounds one chunk-size line of a chunked request body,
+	// extensions included, in bytes (key max_chunk_line; default
+	// limits.MaxChunkLine).
+	MaxChunkLine int
+
+	// MaxTrailerBytes bounds the trailer section of a chunked request
+	// body, in bytes (key max_trailer_bytes; default
+	// limits.MaxTrailerBytes).
+	MaxTrailerBytes int
+}
+
+// Proxy controls the headers Weir adds to the requests it forwards.
+type Proxy struct {
+	// ForwardedHeaders says which headers tell the upstream about the
+	// client (key forwarded_headers): "x-forwarded" (the default) adds
+	// X-Forwarded-For, X-Forwarded-Proto and X-Forwarded-Host;
+	// "forwarded" adds the RFC 7239 Forwarded header; "both" adds all
+	// four; "none" adds none.
+	ForwardedHeaders string
+
+	// Via adds "Via: 1.1 weir" to forwarded requests and responses (key
+	// via; default true).
+	Via bool
+
+	// TrustForwarded appends the client address to an incoming
+	// X-Forwarded-For (and Forwarded) header instead of replacing it.
+	// Enable it only when every client reaches Weir through a proxy you
+	// control, since clients can write anything in these headers (key
+	// trust_forwarded; default false).
+	TrustForwarded bool
+}
+
+// Log configures Weir's own log and the access log.
+type Log struct {
+	// Level is the least severe message logged: "debug", "info", "warn"
+	// or "error" (key level; default "info").
+	Level string
+
+	// Format is "text" (one human-readable line per message) or "json"
+	// (one JSON object per line) (key format; default "text").
+	Format string
+
+	// Access is where one line per request goes: "stdout" (the default),
+	// "stderr", "off" (no access log) or the path of a file to append to
+	// (key access).
+	Access string
+}
+
+// Route sends the requests its match conditions select to one upstream,
+// optionally rewriting headers on the way.
+type Route struct {
+	// Name identifies the route in logs and errors (key name; default
+	// "route-N", N counting from 1 in file order). Names are unique.
+	Name string
+
+	// Match holds the conditions a request must meet, all of them, to take
+	// this route (key match). A route without conditions matches every
+	// request, so it belongs last.
+	Match Match
+
+	// Upstream is the name of the upstream the requests go to (key
+	// upstream, required). It must be defined under upstreams.
+	Upstream string
+
+	// SetHost replaces the Host header sent upstream (key set_host;
+	// default: keep the client's Host). It is a host name or IP address
+	// with an optional port.
+	SetHost string
+
+	// AddRequestHeaders are header fields set on the request before it
+	// goes upstream, replacing fields of the same name (key
+	// request_headers.add, a mapping from field name to value).
+	AddRequestHeaders map[string]string
+
+	// AddResponseHeaders are header fields set on the response before it
+	// goes to the client, replacing fields of the same name (key
+	// response_headers.add).
+	AddResponseHeaders map[string]string
+
+	// RemoveRequestHeaders are field names removed from the request
+	// before it goes upstream (key request_headers.remove, a list).
+	RemoveRequestHeaders []string
+
+	// RemoveResponseHeaders are field names removed from the response
+	// before it goes to the client (key response_headers.remove).
+	RemoveResponseHeaders []string
+}
+
+// Match holds the conditions of a route. Every condition that is set must
+// hold; conditions left out match anything.
+type Match struct {
+	// Hosts are the host names the route serves (key host: one name or a
+	// list). A name is matched exactly, or "*.example.com" matches any
+	// name ending in ".example.com" (but not example.com itself).
+	// Matching ignores case and the port of the request's Host; names
+	// are stored in lower case.
+	Hosts []string
+
+	// PathPrefix matches paths that start with it (key path_prefix). It
+	// starts with "/". The query string is never part of the path.
+	PathPrefix string
+
+	// Path matches one path exactly (key path). It starts with "/".
+	Path string
+
+	// PathRegex is an RE2 regular expression (Go regexp syntax) that the
+	// path must contain a match of (key path_regex); anchor it with ^ and
+	// $ to match the whole path.
+	PathRegex string
+
+	// Methods are the accepted request methods, in upper case (key
+	// method: one method or a list).
+	Methods []string
+
+	// Headers maps a header field name to the exact value the request
+	// must carry; the value "*" only requires the field to be present (key
+	// headers).
+	Headers map[string]string
+}
+
+// Upstream is a named group of peers and the policy for using them.
+type Upstream struct {
+	// Name is the upstream's key under upstreams.
+	Name string
+
+	// Peers are the servers of the group (key peers, required: a list of
+	// "http://host:port" strings, or of mappings {address: ..., weight:
+	// N} for weights). No peer may appear twice.
+	Peers []Peer
+
+	// Balancer picks a peer for each request (key balancer):
+	// "round_robin" (the default), "weighted_round_robin", "least_conn",
+	// "p2c" (power of two random choices) or "consistent_hash".
+	Balancer string
+
+	// HashOn is what consistent_hash hashes to pick a peer (key hash_on,
+	// required with consistent_hash and not allowed otherwise):
+	// "client_ip", "path", "header:NAME" or "cookie:NAME".
+	HashOn string
+
+	// Keepalive controls the pool of idle connections to each peer (key
+	// keepalive).
+	Keepalive Keepalive
+
+	// Timeouts bounds each exchange with a peer (key timeouts).
+	Timeouts Timeouts
+
+	// Retries is how many further peers Weir tries after a connect failure
+	// (or, for idempotent requests, a reset before any response byte); 0
+	// disables retries (key retries; default limits.MaxRetries).
+	Retries int
+
+	// MaxResponseHeaderBytes bounds a response head from a peer, in bytes;
+	// larger heads are answered with 502 (key max_response_header_bytes;
+	// default limits.MaxResponseHeaderBytes).
+	MaxResponseHeaderBytes int
+
+	// HealthCheck probes each peer in the background (key health_check);
+	// nil when the key is absent, in which case only passive health
+	// checking applies. "health_check: {}" enables it with the defaults.
+	HealthCheck *HealthCheck
+
+	// Passive ejects peers that fail real requests (key passive_health).
+	Passive Passive
+}
+
+// Peer is one server of an upstream.
+type Peer struct {
+	// Address is the peer's "host:port", normalised: the host in lower
+	// case, IPv6 addresses in brackets, and port 80 when the written
+	// address has none.
+	Address string
+
+	// Scheme is the protocol spoken to the peer. Only "http" (HTTP/1.1 in
+	// clear text) is supported for now.
+	Scheme string
+
+	// Weight is the peer's share of requests relative to the other peers
+	// of the group, from 1 to 1000 (key weight; default 1).
+	Weight int
+}
+
+// Keepalive controls the pool of idle connections Weir keeps to each peer.
+type Keepalive struct {
+	// MaxIdle is how many idle keep-alive connections are kept to one
+	// peer (key max_idle; default limits.PoolMaxIdlePerPeer, lowered to
+	// MaxPerPeer when that is smaller). 0 disables reuse. It may not
+	// exceed a non-zero MaxPerPeer.
+	MaxIdle int
+
+	// MaxPerPeer bounds all connections, busy and idle, to one peer;
+	// requests beyond it are answered with 503. 0 means no limit (key
+	// max_per_peer; default limits.PoolMaxPerPeer).
+	MaxPerPeer int
+
+	// IdleTimeout is how long an idle connection is kept (key
+	// idle_timeout; default limits.PoolIdleTimeout).
+	IdleTimeout time.Duration
+}
+
+// Timeouts bounds each exchange with a peer.
+type Timeouts struct {
+	// Connect bounds one TCP connect to a peer (key connect; default
+	// limits.ConnectTimeout).
+	Connect time.Duration
+
+	// ResponseHeader bounds the wait for a peer's response head after the
+	// request was written; expiry is answered with 504 (key
+	// response_header; default limits.ResponseHeaderTimeout).
+	ResponseHeader time.Duration
+
+	// Idle is the longest gap allowed between two reads or writes on a
+	// peer connection while a body streams (key idle; default
+	// limits.UpstreamIdleTimeout).
+	Idle time.Duration
+
+	// Request bounds a whole exchange, from the first byte of the request
+	// to the last byte of the response. 0 means no limit (key request;
+	// default limits.RequestTimeout).
+	Request time.Duration
+}
+
+// HealthCheck configures active health checking: Weir probes every peer
+// of the upstream at each Interval and routes only to peers marked up.
+type HealthCheck struct {
+	// Type is "http" (send a GET request and check the status; the
+	// default) or "tcp" (only open a connection) (key type).
+	Type string
+
+	// Path is the request target of an http check (key path; default
+	// "/"). It starts with "/".
+	Path string
+
+	// Host is the Host header of an http check (key host; default: the
+	// peer's address).
+	Host string
+
+	// Interval is the time between two probes of one peer (key interval;
+	// default limits.HealthInterval).
+	Interval time.Duration
+
+	// Timeout bounds one probe (key timeout; default limits.HealthTimeout,
+	// or Interval if that is shorter). It may not exceed Interval.
+	Timeout time.Duration
+
+	// Rise is how many consecutive passed probes mark a down peer up (key
+	// rise; default limits.HealthRise).
+	Rise int
+
+	// Fall is how many consecutive failed probes mark an up peer down
+	// (key fall; default limits.HealthFall).
+	Fall int
+
+	// ExpectStatus lists the response statuses that pass an http check
+	// (key expect_status: one status or a list). nil, the default, means
+	// any 2xx or 3xx status passes.
+	ExpectStatus []int
+}
+
+// Passive configures passive health checking: peers that fail real
+// requests are ejected for a while.
+type Passive struct {
+	// MaxFails consecutive failed exchanges eject a peer; 0 disables
+	// passive health checking (key max_fails; default
+	// limits.PassiveMaxFails).
+	MaxFails int
+
+	// EjectFor is how long an ejected peer receives no requests (key
+	// eject_for; default limits.PassiveEjectFor).
+	EjectFor time.Duration
+}
