@@ -387,3 +387,7 @@ type Passive struct {
 	// eject_for; default limits.PassiveEjectFor).
 	EjectFor time.Duration
 }
+
+// MaxPeers is the most peers one upstream may list: the balancers track
+// the peers a request already tried in a 64-bit mask.
+const MaxPeers = 64

@@ -2,6 +2,7 @@ package config
 
 import (
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 )
@@ -297,5 +298,17 @@ func TestSyntaxErrorColumns(t *testing.T) {
 		if got := strings.TrimPrefix(e.Error(), "f.yaml:"); !strings.HasPrefix(got, tc.want+":") {
 			t.Errorf("%q: got %s, want position %s", tc.src, e, tc.want)
 		}
+	}
+}
+
+func TestTooManyPeers(t *testing.T) {
+	var b strings.Builder
+	b.WriteString("listeners: [{address: \":8080\"}]\nroutes: [{upstream: app}]\nupstreams:\n  app:\n    peers:\n")
+	for i := range MaxPeers + 1 {
+		fmt.Fprintf(&b, "      - http://127.0.0.1:%d\n", 10000+i)
+	}
+	_, err := Parse("f.yaml", []byte(b.String()))
+	if err == nil || !strings.Contains(err.Error(), "f.yaml:5:5: upstream \"app\" has 65 peers; at most 64") {
+		t.Fatalf("got %v", err)
 	}
 }

@@ -454,6 +454,8 @@ func (d *decoder) upstream(e entry) *Upstream {
 	}
 	if p, ok := f["peers"]; !ok || emptyList(p.v) {
 		d.errorf(e.k, "upstream %q has no peers: list them under peers, like peers: [\"http://10.0.0.1:8080\"]", clip(u.Name))
+	} else if len(u.Peers) > MaxPeers {
+		d.errorf(p.k, "upstream %q has %d peers; at most %d are allowed in one upstream", clip(u.Name), len(u.Peers), MaxPeers)
 	}
 	switch {
 	case u.Balancer == "consistent_hash" && u.HashOn == "" && f["hash_on"].v == nil:
