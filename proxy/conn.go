@@ -300,6 +300,11 @@ func (c *conn) writeError(h *Handler, status int, keep bool) {
 }
 
 func (c *conn) writeLocalStatus(h *Handler, status int, msg string) {
+	// An error response is sent within write_timeout even when the
+	// request's overall deadline (timeouts.request) has passed: that is
+	// often why it is sent, and a write bound by the expired deadline
+	// would fail at once, closing with no 408 or 504 at all.
+	c.reqDeadline = time.Time{}
 	text := http1.StatusText(status)
 	b := c.out[:0]
 	b = append(b, "HTTP/1.1 "...)

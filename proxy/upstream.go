@@ -60,6 +60,12 @@ func (c *conn) proxy(h *Handler, s *Session) {
 		return
 	}
 	key := c.hashKey(g, s)
+	// A body already fully buffered goes out with the head and can be
+	// sent again on a retry; a streamed one cannot.
+	req := &s.Req
+	inline := !req.Chunked && req.ContentLength > 0 && req.ContentLength <= inlineBody &&
+		int64(c.in.Buffered()) >= req.ContentLength && !c.expect100
+	replayable := (req.ContentLength == 0 && !req.Chunked) || inline
 	var tried uint64
 	stale := 0
 	for {
@@ -76,17 +82,7 @@ func (c *conn) proxy(h *Handler, s *Session) {
 		tried |= 1 << uint(p.Index)
 		s.Peer = p
 		s.Attempts++
-		up, err := p.Pool().Get(context.Background())
-		// Drop idle connections the peer closed meanwhile (its idle
-		// timeout, a restart) before sending anything: a request that
-		// cannot be replayed would fail on them, and finding them through
-		// failed attempts would use up the retries and report the peer
-		// as failing. Each pass removes one idle connection, so this ends
-		// with a live one or a fresh dial.
-		for err == nil && up.Reused && peerClosed(up.Conn) {
-			up.Close()
-			up, err = p.Pool().Get(context.Background())
-		}
+		up, err := p.Pool().Get(context.Background(), !replayable)
 		if err != nil {
 			s.Err = &upstreamError{p.Addr, "connect", err}
 			if !errors.Is(err, upstream.ErrPoolFull) {
@@ -100,7 +96,7 @@ func (c *conn) proxy(h *Handler, s *Session) {
 		}
 		s.Reused = up.Reused
 		p.Begin()
-		res := c.exchange(h, s, g, up)
+		res := c.exchange(h, s, g, up, inline, replayable)
 		p.End()
 		switch res {
 		case done:
@@ -108,7 +104,9 @@ func (c *conn) proxy(h *Handler, s *Session) {
 			return
 		case retryStale:
 			// The pooled connection had been closed by the peer; that says
-			// nothing about the peer's health. Try it again, bounded.
+			// nothing about the peer's health. Its other idle connections
+			// are likely gone too (a restart): drop those, then try again.
+			p.Pool().PruneClosed()
 			stale++
 			if stale <= 3 {
 				tried &^= 1 << uint(p.Index)
@@ -186,8 +184,13 @@ func removeHopByHop(hd *message.Header) {
 }
 
 // isUpgrade reports a request to switch protocols (WebSocket and the like).
+// An h2c upgrade is never one: after a 101 the client would speak
+// HTTP/2 straight to the origin through the tunnel, past Weir's routing
+// and filters ("h2c smuggling"; RFC 9113 3.1 deprecates h2c upgrades).
+// Its Upgrade field is then dropped as hop-by-hop.
 func isUpgrade(req *message.Request) bool {
-	return req.Header.Has("Upgrade") && req.Header.HasToken("Connection", "upgrade")
+	return req.Header.Has("Upgrade") && req.Header.HasToken("Connection", "upgrade") &&
+		!req.Header.HasToken("Upgrade", "h2c")
 }
 
 // buildUpstreamRequest derives the upstream head from the client's.
@@ -204,6 +207,14 @@ func (c *conn) buildUpstreamRequest(h *Handler, s *Session) {
 	}
 	removeHopByHop(&ur.Header)
 	ur.Header.Del("Expect") // Weir answers 100-continue itself
+	if v := ur.Header.Get("Content-Length"); len(v) > 1 && v[0] == '0' {
+		// RFC 9110 8.6 allows leading zeros ("007"), but a reader that
+		// takes them for octal or rejects them would frame the body
+		// differently from Weir: the origin gets the canonical value.
+		start := len(s.scratch)
+		s.scratch = http1.AppendInt(s.scratch, req.ContentLength)
+		ur.Header.Set("Content-Length", s.scratch[start:len(s.scratch):len(s.scratch)])
+	}
 	if req.Chunked {
 		ur.Header.AddString("Transfer-Encoding", "chunked")
 	}
@@ -347,15 +358,10 @@ func cookieValue(hd *message.Header, name string) []byte {
 }
 
 // exchange runs one attempt against one upstream connection.
-func (c *conn) exchange(h *Handler, s *Session, g *upstream.Group, up *upstream.Conn) outcome {
+func (c *conn) exchange(h *Handler, s *Session, g *upstream.Group, up *upstream.Conn, inline, replayable bool) outcome {
 	req := &s.Req
 	idle := g.Timeouts.Idle
 	hasBody := req.ContentLength > 0 || req.Chunked
-	// A body that is already fully buffered can go out with the head and
-	// be sent again on a retry; anything else is consumed as it streams.
-	inline := !req.Chunked && req.ContentLength > 0 && req.ContentLength <= inlineBody &&
-		int64(c.in.Buffered()) >= req.ContentLength && !c.expect100
-	replayable := !hasBody || inline
 
 	if !s.UpstreamReq.Header.Has("Host") {
 		s.UpstreamReq.Header.AddString("Host", s.Peer.Addr)
@@ -561,6 +567,17 @@ func (c *conn) relayResponse(h *Handler, s *Session, g *upstream.Group, up *upst
 	client11 := req.ProtoMinor >= 1
 
 	removeHopByHop(&resp.Header)
+	if mode == http1.BodyLength && !filtered {
+		// The parser accepts a repeated identical Content-Length and
+		// leading zeros from a peer (RFC 9110 8.6); the client gets one
+		// field with the canonical value, so that no reader downstream
+		// (a cache, another proxy) can frame the body differently.
+		if v := resp.Header.Get("Content-Length"); len(v) > 1 && v[0] == '0' || resp.Header.Count("Content-Length") > 1 {
+			start := len(s.scratch)
+			s.scratch = http1.AppendInt(s.scratch, length)
+			resp.Header.Set("Content-Length", s.scratch[start:len(s.scratch):len(s.scratch)])
+		}
+	}
 	// Decide the framing toward the client.
 	chunkOut := false
 	if mode == http1.BodyChunked || mode == http1.BodyUntilClose || (filtered && mode == http1.BodyLength) {

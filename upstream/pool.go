@@ -6,6 +6,7 @@ import (
 	"net"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/weirproxy/weir/internal/rbuf"
@@ -81,12 +82,27 @@ type Conn struct {
 	Reused    bool
 	idleSince int64 // unix nanos
 	closed    atomic.Bool
+
+	raw       syscall.RawConn
+	probeFn   func(fd uintptr) bool
+	probeBuf  [1]byte
+	probeDead bool
 }
 
-// Get returns an idle connection or dials a new one.
-func (p *Pool) Get(ctx context.Context) (*Conn, error) {
-	if c := p.getIdle(); c != nil {
-		return c, nil
+// Get returns an idle connection or dials a new one. With live set, idle
+// connections the peer has closed meanwhile are skipped (one non-blocking
+// system call each): callers ask for that when the request could not be
+// sent again after a failure, such as one whose body streams.
+func (p *Pool) Get(ctx context.Context, live bool) (*Conn, error) {
+	for {
+		c := p.getIdle()
+		if c == nil {
+			break
+		}
+		if !live || !c.PeerClosed() {
+			return c, nil
+		}
+		c.Close()
 	}
 	if max := p.opts.MaxPerPeer; max > 0 && p.open.Load() >= int64(max) {
 		return nil, ErrPoolFull
@@ -101,7 +117,9 @@ func (p *Pool) Get(ctx context.Context) (*Conn, error) {
 		_ = tc.SetNoDelay(true)
 	}
 	p.dialed.Add(1)
-	return &Conn{Conn: nc, pool: p, In: rbuf.Buffer{B: make([]byte, p.opts.BufferSize)}}, nil
+	c := &Conn{Conn: nc, pool: p, In: rbuf.Buffer{B: make([]byte, p.opts.BufferSize)}}
+	c.initProbe()
+	return c, nil
 }
 
 func (p *Pool) getIdle() *Conn {
@@ -164,6 +182,29 @@ func (c *Conn) Close() error {
 func (p *Pool) Close() {
 	p.closed.Store(true)
 	p.CloseIdle()
+}
+
+// PruneClosed closes the idle connections whose peer has closed them, as
+// after a peer restart, and reports how many it closed.
+func (p *Pool) PruneClosed() int {
+	p.mu.Lock()
+	j := 0
+	var dead []*Conn
+	for _, c := range p.idle {
+		if c.PeerClosed() {
+			dead = append(dead, c)
+			continue
+		}
+		p.idle[j] = c
+		j++
+	}
+	clear(p.idle[j:])
+	p.idle = p.idle[:j]
+	p.mu.Unlock()
+	for _, c := range dead {
+		c.Close()
+	}
+	return len(dead)
 }
 
 // CloseIdle closes every idle connection.

@@ -1,0 +1,75 @@
+package upstream
+
+import (
+	"context"
+	"net"
+	"testing"
+	"time"
+)
+
+// TestPoolReuseAndPrune: a returned connection is reused, and one the peer
+// closed while it sat idle is found without blocking and dropped.
+func TestPoolReuseAndPrune(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	accepted := make(chan net.Conn, 4)
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			accepted <- c
+		}
+	}()
+	p := NewPeer(ln.Addr().String(), 1, 0, PoolOptions{}).Pool()
+	c1, err := p.Get(context.Background(), false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	server1 := <-accepted
+	p.Put(c1)
+	c2, err := p.Get(context.Background(), true)
+	if err != nil || c2 != c1 || !c2.Reused {
+		t.Fatalf("want the pooled connection back, got %p (reused=%v) err=%v", c2, c2 != nil && c2.Reused, err)
+	}
+	p.Put(c2)
+	if n := p.PruneClosed(); n != 0 {
+		t.Fatalf("pruned %d live connections", n)
+	}
+	server1.Close()
+	deadline := time.Now().Add(5 * time.Second)
+	for p.PruneClosed() == 0 {
+		if time.Now().After(deadline) {
+			t.Fatal("a connection the peer closed was never detected")
+		}
+		time.Sleep(time.Millisecond) // polling the kernel's view, not synchronising goroutines
+	}
+	if open, idle, dialed := p.Stats(); open != 0 || idle != 0 || dialed != 1 {
+		t.Fatalf("stats open=%d idle=%d dialed=%d", open, idle, dialed)
+	}
+	// With live=true a dead idle connection is skipped and a fresh one dialed.
+	c3, _ := p.Get(context.Background(), false)
+	server3 := <-accepted
+	p.Put(c3)
+	server3.Close()
+	deadline = time.Now().Add(5 * time.Second)
+	for {
+		c, err := p.Get(context.Background(), true)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !c.Reused {
+			c.Close()
+			break
+		}
+		p.Put(c)
+		if time.Now().After(deadline) {
+			t.Fatal("Get(live) kept returning a closed connection")
+		}
+		time.Sleep(time.Millisecond)
+	}
+}

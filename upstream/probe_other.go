@@ -1,0 +1,10 @@
+//go:build !unix
+
+package upstream
+
+func (c *Conn) initProbe() {}
+
+// PeerClosed cannot probe without blocking on this platform; it assumes
+// the connection is usable and lets the engine's stale-connection retry
+// handle the rest.
+func (c *Conn) PeerClosed() bool { return false }

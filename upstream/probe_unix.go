@@ -1,0 +1,42 @@
+//go:build unix
+
+package upstream
+
+import (
+	"syscall"
+	"time"
+)
+
+// initProbe prepares the allocation-free liveness probe.
+func (c *Conn) initProbe() {
+	if sc, ok := c.Conn.(syscall.Conn); ok {
+		if raw, err := sc.SyscallConn(); err == nil {
+			c.raw = raw
+			c.probeFn = c.probe
+		}
+	}
+}
+
+// probe runs inside RawConn.Read: a non-blocking peek that tells a live
+// idle connection (EAGAIN) from one the peer closed (EOF, reset) or wrote
+// unasked bytes to.
+func (c *Conn) probe(fd uintptr) bool {
+	n, _, err := syscall.Recvfrom(int(fd), c.probeBuf[:], syscall.MSG_PEEK|syscall.MSG_DONTWAIT)
+	c.probeDead = n > 0 || err == nil || (err != syscall.EAGAIN && err != syscall.EINTR)
+	return true // never wait for readiness
+}
+
+// PeerClosed reports whether an idle connection can no longer carry a
+// request. It never blocks and does not allocate.
+func (c *Conn) PeerClosed() bool {
+	if c.raw == nil {
+		return false
+	}
+	// The read deadline of the connection's last exchange may have passed
+	// while it sat idle, and an expired deadline fails the read before it
+	// looks at the socket. The next exchange sets its own.
+	_ = c.Conn.SetReadDeadline(time.Time{})
+	c.probeDead = false
+	_ = c.raw.Read(c.probeFn)
+	return c.probeDead
+}
