@@ -28,20 +28,42 @@ const (
 
 var bufPool = sync.Pool{New: func() any { b := make([]byte, connBufSize); return &b }}
 
+// reqState is what a connection needs only while it carries a request:
+// the session, write buffers and chunk decoders. An idle connection gives
+// it back to statePool, so that thousands of idle keep-alive connections
+// cost little more than their sockets.
+type reqState struct {
+	sess    Session
+	out     []byte // response head and small bodies
+	up      []byte // upstream request head
+	reqDec  http1.ChunkedDecoder
+	respDec http1.ChunkedDecoder
+	bufs    [4][]byte
+	nbuf    net.Buffers
+}
+
+var statePool = sync.Pool{New: func() any {
+	return &reqState{out: make([]byte, 0, 4<<10), up: make([]byte, 0, 2<<10)}
+}}
+
 // conn is one client connection and its keep-alive loop.
 type conn struct {
-	srv *Server
-	nc  net.Conn
-	in  rbuf.Buffer
-	out []byte // response head and small bodies, reused
-	up  []byte // upstream request head, reused
+	srv       *Server
+	nc        net.Conn
+	in        rbuf.Buffer
+	inp       *[]byte // the pooled array behind in.B, if it came from bufPool
+	*reqState         // nil while idle
 
-	sess      Session
-	reqDec    http1.ChunkedDecoder
-	respDec   http1.ChunkedDecoder
+	client, local netip.AddrPort
+	tls           bool
+
+	// raw reads the socket directly while idle (see idleRead).
+	raw    rawConn
+	readFn func(fd uintptr) bool
+	rn     int
+	rerr   error
+
 	headCopy  []byte
-	bufs      [4][]byte
-	nbuf      net.Buffers
 	requests  int
 	headStart int
 
@@ -58,13 +80,70 @@ type conn struct {
 
 func newConn(s *Server, nc net.Conn) *conn {
 	c := &conn{srv: s, nc: nc}
-	c.sess.conn = c
-	c.sess.Client = addrPort(nc.RemoteAddr())
-	c.sess.Local = addrPort(nc.LocalAddr())
+	c.client = addrPort(nc.RemoteAddr())
+	c.local = addrPort(nc.LocalAddr())
 	if tc, ok := nc.(*net.TCPConn); ok {
 		_ = tc.SetNoDelay(true)
 	}
+	c.initRaw()
 	return c
+}
+
+// acquire takes per-request state and a read buffer, if not held yet.
+func (c *conn) acquire() {
+	if c.reqState == nil {
+		c.reqState = statePool.Get().(*reqState)
+		c.sess.conn = c
+		c.sess.Client, c.sess.Local, c.sess.TLS = c.client, c.local, c.tls
+	}
+	c.acquireBuf()
+}
+
+func (c *conn) acquireBuf() {
+	if c.in.B == nil {
+		c.inp = bufPool.Get().(*[]byte)
+		c.in.B = *c.inp
+		c.in.Reset()
+	}
+}
+
+// release gives back what an idle connection does not need: the state
+// always, the read buffer when it holds no pipelined bytes.
+func (c *conn) release() {
+	if st := c.reqState; st != nil {
+		st.sess.reset()
+		st.sess.conn = nil
+		c.reqState = nil
+		statePool.Put(st)
+	}
+	if c.in.Buffered() == 0 {
+		c.releaseBuf()
+	}
+}
+
+func (c *conn) releaseBuf() {
+	if c.in.B == nil {
+		return
+	}
+	if c.inp != nil && len(c.in.B) == connBufSize {
+		bufPool.Put(c.inp)
+	}
+	c.in.B, c.inp = nil, nil
+	c.in.Reset()
+}
+
+// waitRequest blocks until the first bytes of a request arrive.
+func (c *conn) waitRequest() int {
+	if c.raw == nil {
+		c.acquireBuf()
+		n, _ := c.in.Fill(c.nc)
+		return n
+	}
+	c.rn, c.rerr = 0, nil
+	if err := c.raw.Read(c.readFn); err != nil {
+		return 0
+	}
+	return c.rn
 }
 
 func addrPort(a net.Addr) netip.AddrPort {
@@ -78,15 +157,10 @@ func addrPort(a net.Addr) netip.AddrPort {
 // serve is the connection's goroutine: it reads requests until the client
 // goes away, an error closes the connection, or the server drains.
 func (c *conn) serve() {
-	bp := bufPool.Get().(*[]byte)
-	c.in.B = *bp
-	c.out = make([]byte, 0, 4<<10)
 	defer func() {
 		c.nc.Close()
-		if len(c.in.B) == connBufSize {
-			*bp = c.in.B
-			bufPool.Put(bp)
-		}
+		c.in.Reset()
+		c.release()
 		c.srv.forget(c)
 	}()
 	for {
@@ -126,22 +200,24 @@ func (c *conn) wakeIfIdle() {
 // readRequest reads and parses the next request head. It returns false
 // when the connection should close (after answering a bad request).
 func (c *conn) readRequest(h *Handler) bool {
-	s := &c.sess
-	s.reset()
 	c.in.Floor = 0
-	c.in.Compact()
 	lim := &h.Limits
 	if c.in.Buffered() == 0 {
+		c.release()
 		if !c.setIdle(true) {
 			return false
 		}
 		_ = c.nc.SetReadDeadline(time.Now().Add(lim.IdleTimeout))
-		n, _ := c.in.Fill(c.nc)
+		n := c.waitRequest()
 		c.setIdle(false)
 		if n == 0 {
 			return false
 		}
 	}
+	c.acquire()
+	c.in.Compact()
+	s := &c.sess
+	s.reset()
 	deadline := false
 	for {
 		n, err := http1.ParseRequest(c.in.Unread(), &lim.Parser, &s.Req)
