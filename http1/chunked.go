@@ -307,6 +307,17 @@ func (d *ChunkedDecoder) trailer(p []byte) (int, fault) {
 			}
 			return n, f
 		}
+		// RFC 9110 6.5.1: framing and routing fields must not be sent as
+		// trailers. A recipient that merges trailers into the header
+		// section (as some origins do) would read a Transfer-Encoding,
+		// Content-Length or Host here as if it framed or routed the
+		// message: a trailer-based desync. Such a body is rejected.
+		for _, tf := range d.trail.Fields {
+			if message.EqualFold(tf.Name, "Transfer-Encoding") || message.EqualFold(tf.Name, "Content-Length") ||
+				message.EqualFold(tf.Name, "Host") {
+				return n, fTrailerField
+			}
+		}
 		d.state = stDone
 		break
 	}

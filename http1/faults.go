@@ -39,6 +39,7 @@ const (
 	fChunkEnd
 	fTrailerTooLarge
 	fTooManyTrailers
+	fTrailerField
 	numFaults
 )
 
@@ -77,6 +78,7 @@ var reqErrors = [numFaults]Error{
 	fChunkEnd:           {400, "chunk data not followed by CRLF"},
 	fTrailerTooLarge:    {400, "trailer section too large"},
 	fTooManyTrailers:    {400, "too many trailer fields"},
+	fTrailerField:       {400, "framing or routing field in trailer section"},
 }
 
 // respErrors are the same faults found in an upstream's response head:

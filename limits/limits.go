@@ -91,8 +91,10 @@ const (
 	RequestTimeout = 0
 
 	// PoolMaxIdlePerPeer is how many idle keep-alive connections Weir keeps
-	// to one peer. Key: upstreams.NAME.keepalive.max_idle.
-	PoolMaxIdlePerPeer = 128
+	// to one peer. It should cover the peer's share of concurrent
+	// requests: below that, connections are closed and dialed again under
+	// load. Key: upstreams.NAME.keepalive.max_idle.
+	PoolMaxIdlePerPeer = 1024
 
 	// PoolMaxPerPeer bounds all connections (busy and idle) to one peer;
 	// 0 means no limit. Requests beyond it get 503.

@@ -82,9 +82,7 @@ func newConn(s *Server, nc net.Conn) *conn {
 	c := &conn{srv: s, nc: nc}
 	c.client = addrPort(nc.RemoteAddr())
 	c.local = addrPort(nc.LocalAddr())
-	if tc, ok := nc.(*net.TCPConn); ok {
-		_ = tc.SetNoDelay(true)
-	}
+	// Go already sets TCP_NODELAY on every TCP connection.
 	c.initRaw()
 	return c
 }

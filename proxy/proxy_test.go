@@ -166,3 +166,51 @@ func TestBadRequestCloses(t *testing.T) {
 		t.Fatalf("got %q", all)
 	}
 }
+
+// TestClientAbortDoesNotEjectPeer: clients that drop large downloads (the
+// spliced path) must not count as failures of the peer. Before the fix,
+// three aborted downloads ejected the only peer and everyone got 503.
+func TestClientAbortDoesNotEjectPeer(t *testing.T) {
+	body := bytes.Repeat([]byte("x"), 4<<20)
+	origin := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Length", "4194304")
+		_, _ = w.Write(body)
+	}))
+	defer origin.Close()
+	addr, g := testProxy(t, nil, origin.Listener.Addr().String())
+	g.PassiveMaxFails, g.PassiveEjectFor = 3, time.Minute
+	for range 6 {
+		c, err := net.Dial("tcp", addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		io.WriteString(c, "GET /big HTTP/1.1\r\nHost: a\r\n\r\n")
+		// Read part of the head and body, then reset the connection.
+		buf := make([]byte, 1024)
+		if _, err := io.ReadFull(c, buf); err != nil {
+			t.Fatal(err)
+		}
+		c.(*net.TCPConn).SetLinger(0)
+		c.Close()
+	}
+	// Let the engine notice every abort: it finishes with the connections
+	// once their writes fail.
+	deadline := time.Now().Add(10 * time.Second)
+	for _, p := range g.Peers {
+		for p.Inflight() > 0 && time.Now().Before(deadline) {
+			time.Sleep(5 * time.Millisecond) // polling a counter, not ordering goroutines
+		}
+	}
+	if !g.Peers[0].Available() {
+		t.Fatal("the peer was ejected because clients aborted downloads")
+	}
+	resp, err := http.Get("http://" + addr + "/big")
+	if err != nil {
+		t.Fatal(err)
+	}
+	n, _ := io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 200 || n != int64(len(body)) {
+		t.Fatalf("after aborted downloads: status %d, %d bytes", resp.StatusCode, n)
+	}
+}

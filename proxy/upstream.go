@@ -82,11 +82,19 @@ func (c *conn) proxy(h *Handler, s *Session) {
 		tried |= 1 << uint(p.Index)
 		s.Peer = p
 		s.Attempts++
-		up, err := p.Pool().Get(context.Background(), !replayable)
+		// Every reused connection is probed, replayable request or not:
+		// bytes a peer sent unasked after its last response (a second
+		// response to one request, or junk) would otherwise be read as
+		// the response to this request, which may be another client's:
+		// response queue poisoning (Kettle, "HTTP Desync Attacks"; RFC
+		// 9112 9.3.2). A peer closing is caught by retryStale, but unasked
+		// bytes look like a valid answer. The probe is one non-blocking
+		// peek; adversarial/TestResponseSplittingAcrossClients covers it.
+		up, err := p.Pool().Get(context.Background(), true)
 		if err != nil {
 			s.Err = &upstreamError{p.Addr, "connect", err}
 			if !errors.Is(err, upstream.ErrPoolFull) {
-				p.ReportFailure(g.PassiveMaxFails, g.PassiveEjectFor)
+				c.peerFailed(h, g, p)
 			}
 			if s.Attempts <= g.Retries {
 				continue
@@ -113,20 +121,29 @@ func (c *conn) proxy(h *Handler, s *Session) {
 				s.Attempts--
 				continue
 			}
-			p.ReportFailure(g.PassiveMaxFails, g.PassiveEjectFor)
+			c.peerFailed(h, g, p)
 			c.upstreamFailed(h, s.Err)
 			return
 		case retryPeer:
-			p.ReportFailure(g.PassiveMaxFails, g.PassiveEjectFor)
+			c.peerFailed(h, g, p)
 			if s.Attempts <= g.Retries {
 				continue
 			}
 			c.upstreamFailed(h, s.Err)
 			return
 		case failed:
-			p.ReportFailure(g.PassiveMaxFails, g.PassiveEjectFor)
+			c.peerFailed(h, g, p)
 			return
 		}
+	}
+}
+
+// peerFailed counts a failure against the peer for passive health, and
+// logs the moment it gets ejected.
+func (c *conn) peerFailed(h *Handler, g *upstream.Group, p *upstream.Peer) {
+	if p.ReportFailure(g.PassiveMaxFails, g.PassiveEjectFor) {
+		h.ErrorLog.Warn("peer ejected after consecutive failures", "upstream", g.Name, "peer", p.Addr,
+			"failures", g.PassiveMaxFails, "for", g.PassiveEjectFor.String(), "last_err", c.sess.Err)
 	}
 }
 
@@ -490,7 +507,9 @@ func (c *conn) sendBody(h *Handler, s *Session, up *upstream.Conn, idle time.Dur
 			if int64(len(p)) > left {
 				p = p[:left]
 			}
-			_ = up.SetWriteDeadline(c.deadline(idle))
+			if err := c.bodyWriteDeadline(up, idle); err != nil {
+				return err
+			}
 			if _, err := up.Write(p); err != nil {
 				return err
 			}
@@ -514,7 +533,9 @@ func (c *conn) sendBody(h *Handler, s *Session, up *upstream.Conn, idle time.Dur
 				return &clientError{errTooLarge}
 			}
 			c.up = http1.AppendChunkHeader(c.up[:0], len(data))
-			_ = up.SetWriteDeadline(c.deadline(idle))
+			if err := c.bodyWriteDeadline(up, idle); err != nil {
+				return err
+			}
 			c.nbuf = append(c.bufs[:0], c.up, data, crlf)
 			if _, err := c.nbuf.WriteTo(up); err != nil {
 				return err
@@ -528,11 +549,27 @@ func (c *conn) sendBody(h *Handler, s *Session, up *upstream.Conn, idle time.Dur
 		}
 	}
 	c.up = http1.AppendLastChunk(c.up[:0], c.reqDec.Trailer())
-	_ = up.SetWriteDeadline(c.deadline(idle))
+	if err := c.bodyWriteDeadline(up, idle); err != nil {
+		return err
+	}
 	if _, err := up.Write(c.up); err != nil {
 		return err
 	}
 	c.bodyDone = true
+	return nil
+}
+
+// bodyWriteDeadline sets the deadline for writing request body bytes to
+// the peer. When the request's overall deadline (timeouts.request) has
+// already passed, the body came too late from the client, not the peer:
+// that is the client's error (408), and it must not count as a failure of
+// the peer, or slow clients could get healthy peers ejected by passive
+// health checking.
+func (c *conn) bodyWriteDeadline(up *upstream.Conn, idle time.Duration) error {
+	if !c.reqDeadline.IsZero() && !time.Now().Before(c.reqDeadline) {
+		return &clientError{context.DeadlineExceeded}
+	}
+	_ = up.SetWriteDeadline(c.deadline(idle))
 	return nil
 }
 
@@ -563,6 +600,12 @@ func (c *conn) relayResponse(h *Handler, s *Session, g *upstream.Group, up *upst
 	}
 	mode, length := http1.ResponseBodyMode(req.Method, resp)
 	upReusable := !resp.Close && mode != http1.BodyUntilClose
+	if req.IsMethod("CONNECT") && resp.Status < 300 {
+		// RFC 9110 9.3.6: after a 2xx to CONNECT the peer treats the
+		// connection as a tunnel to the CONNECT target; a request pooled
+		// onto it (perhaps another client's) would go into that tunnel.
+		upReusable = false
+	}
 	filtered := (s.Route.Chain.hasBody() || h.Chain.hasBody()) && mode != http1.BodyNone
 	client11 := req.ProtoMinor >= 1
 
@@ -694,24 +737,16 @@ func (c *conn) spliceBody(h *Handler, s *Session, g *upstream.Group, dst, src *n
 		left -= n
 		s.BytesOut += n
 		if err != nil {
-			// Which side failed? A read error leaves lr short of its limit
-			// with the writer fine; ReadFrom cannot tell us, so probe.
-			if isClientWriteErr(err) {
-				return true, err
-			}
-			return false, err
+			// splice(2) reports either socket's error and ReadFrom cannot
+			// say which, so none of it is held against the peer: a client
+			// that drops a download must never get a peer ejected.
+			return true, err
 		}
 		if n < step {
-			return false, io.ErrUnexpectedEOF
+			return false, io.ErrUnexpectedEOF // the peer closed early
 		}
 	}
 	return false, nil
-}
-
-// isClientWriteErr reports errors that come from writing to the client.
-func isClientWriteErr(err error) bool {
-	var oe *net.OpError
-	return errors.As(err, &oe) && oe.Op == "write" || errors.Is(err, net.ErrClosed)
 }
 
 func noEOF(err error) error {

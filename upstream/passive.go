@@ -51,15 +51,16 @@ func (p *Peer) ReportSuccess() {
 	}
 }
 
-// ReportFailure records a failed exchange with the peer. After maxFails
+// ReportFailure records a failed exchange with the peer and reports whether
+// this call ejected it. After maxFails
 // consecutive failures the peer is ejected for ejectFor; maxFails ≤ 0 (or
 // ejectFor ≤ 0) disables passive ejection. Failures reported while the
 // peer is already ejected (by requests that were in flight when it was
 // ejected) do not extend the ejection. After the ejection expires, one more
 // failure ejects the peer again unless a success came in between.
-func (p *Peer) ReportFailure(maxFails int, ejectFor time.Duration) {
+func (p *Peer) ReportFailure(maxFails int, ejectFor time.Duration) (ejected bool) {
 	if maxFails <= 0 || ejectFor <= 0 {
-		return
+		return false
 	}
 	n := p.fails.Add(1)
 	if n < 0 { // saturate instead of wrapping after 2^31 failures
@@ -67,14 +68,14 @@ func (p *Peer) ReportFailure(maxFails int, ejectFor time.Duration) {
 		n = int32(maxFails)
 	}
 	if int64(n) < int64(maxFails) {
-		return
+		return false
 	}
 	now := time.Now().UnixNano()
 	until := p.ejectedUntil.Load()
 	if until != 0 && now < until {
-		return // already ejected
+		return false // already ejected
 	}
-	p.ejectedUntil.CompareAndSwap(until, now+int64(ejectFor))
+	return p.ejectedUntil.CompareAndSwap(until, now+int64(ejectFor))
 }
 
 // Ejected reports whether passive health has the peer ejected right now.

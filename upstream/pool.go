@@ -113,9 +113,6 @@ func (p *Pool) Get(ctx context.Context, live bool) (*Conn, error) {
 		p.open.Add(-1)
 		return nil, err
 	}
-	if tc, ok := nc.(*net.TCPConn); ok {
-		_ = tc.SetNoDelay(true)
-	}
 	p.dialed.Add(1)
 	c := &Conn{Conn: nc, pool: p, In: rbuf.Buffer{B: make([]byte, p.opts.BufferSize)}}
 	c.initProbe()
