@@ -7,6 +7,7 @@ import (
 	"io"
 	"net"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/weirproxy/weir/http1"
@@ -498,6 +499,9 @@ func (c *conn) sendBody(h *Handler, s *Session, up *upstream.Conn, idle time.Dur
 	if !req.Chunked {
 		left := req.ContentLength
 		for left > 0 {
+			if c.in.Buffered() == 0 && left >= spliceMin {
+				return c.spliceRequestBody(h, s, up, idle, left)
+			}
 			if c.in.Buffered() == 0 {
 				if err := c.readClient(h); err != nil {
 					return &clientError{err}
@@ -565,6 +569,48 @@ func (c *conn) sendBody(h *Handler, s *Session, up *upstream.Conn, idle time.Dur
 // that is the client's error (408), and it must not count as a failure of
 // the peer, or slow clients could get healthy peers ejected by passive
 // health checking.
+// spliceMin is the body size from which the kernel moves the bytes.
+const spliceMin = 64 << 10
+
+// spliceRequestBody moves the rest of a large Content-Length request body
+// from client to peer in the kernel (splice), in steps so the timeouts
+// apply per step. Without two TCP connections it copies as usual.
+func (c *conn) spliceRequestBody(h *Handler, s *Session, up *upstream.Conn, idle time.Duration, left int64) error {
+	_, ok1 := c.nc.(*net.TCPConn)
+	dst, ok2 := up.Conn.(*net.TCPConn)
+	lr := &io.LimitedReader{R: c.nc}
+	for left > 0 {
+		if err := c.bodyWriteDeadline(up, idle); err != nil {
+			return err
+		}
+		_ = c.nc.SetReadDeadline(c.deadline(h.Limits.BodyReadTimeout))
+		step := min(left, 4<<20)
+		lr.N = step
+		var n int64
+		var err error
+		if ok1 && ok2 {
+			n, err = dst.ReadFrom(lr)
+		} else {
+			n, err = io.Copy(up.Conn, lr)
+		}
+		left -= n
+		s.BytesIn += n
+		if err != nil {
+			// EPIPE can only come from writing to the peer; anything else
+			// (a reset, a timeout) is taken as the client's doing.
+			if errors.Is(err, syscall.EPIPE) {
+				return err
+			}
+			return &clientError{err}
+		}
+		if n < step {
+			return &clientError{io.ErrUnexpectedEOF}
+		}
+	}
+	c.bodyDone = true
+	return nil
+}
+
 func (c *conn) bodyWriteDeadline(up *upstream.Conn, idle time.Duration) error {
 	if !c.reqDeadline.IsZero() && !time.Now().Before(c.reqDeadline) {
 		return &clientError{context.DeadlineExceeded}
