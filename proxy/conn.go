@@ -12,6 +12,7 @@ import (
 	"github.com/weirproxy/weir/http1"
 	"github.com/weirproxy/weir/internal/rbuf"
 	"github.com/weirproxy/weir/message"
+	"github.com/weirproxy/weir/upstream"
 )
 
 const (
@@ -66,6 +67,9 @@ type conn struct {
 	headCopy  []byte
 	requests  int
 	headStart int
+
+	// rdl and wdl are the read and write deadlines last set on nc.
+	rdl, wdl time.Time
 
 	// per-request state
 	keepAlive   bool
@@ -208,6 +212,7 @@ func (c *conn) readRequest(h *Handler) bool {
 		_ = c.nc.SetReadDeadline(time.Now().Add(lim.IdleTimeout))
 		n := c.waitRequest()
 		c.setIdle(false)
+		c.rdl = time.Time{} // a drain may have moved it: set afresh when next needed
 		if n == 0 {
 			return false
 		}
@@ -231,7 +236,8 @@ func (c *conn) readRequest(h *Handler) bool {
 		}
 		if !deadline {
 			deadline = true
-			_ = c.nc.SetReadDeadline(time.Now().Add(lim.HeaderReadTimeout))
+			c.rdl = time.Now().Add(lim.HeaderReadTimeout)
+			_ = c.nc.SetReadDeadline(c.rdl)
 		}
 		if c.in.W == len(c.in.B) && len(c.in.B) < lim.Parser.MaxHeaderBytes {
 			c.in.Grow(min(2*len(c.in.B), lim.Parser.MaxHeaderBytes))
@@ -463,7 +469,7 @@ func (c *conn) writeLocal(s *Session, status int, header *message.Header, body [
 
 // write writes b to the client within the write timeout.
 func (c *conn) write(h *Handler, b []byte) error {
-	_ = c.nc.SetWriteDeadline(c.deadline(h.Limits.WriteTimeout))
+	c.armWrite(h.Limits.WriteTimeout)
 	_, err := c.nc.Write(b)
 	if err != nil {
 		c.keepAlive = false
@@ -473,7 +479,7 @@ func (c *conn) write(h *Handler, b []byte) error {
 
 // writev writes several buffers with one system call where possible.
 func (c *conn) writev(h *Handler, bufs ...[]byte) error {
-	_ = c.nc.SetWriteDeadline(c.deadline(h.Limits.WriteTimeout))
+	c.armWrite(h.Limits.WriteTimeout)
 	c.nbuf = append(c.bufs[:0], bufs...)
 	_, err := c.nbuf.WriteTo(c.nc)
 	c.bufs = [4][]byte{}
@@ -481,6 +487,51 @@ func (c *conn) writev(h *Handler, bufs ...[]byte) error {
 		c.keepAlive = false
 	}
 	return err
+}
+
+// Deadlines are timers in the runtime; resetting one on every read and
+// write of a busy connection is measurable. A deadline is therefore moved
+// only when the one in force would fire more than slack(d) early, so a
+// timeout may act up to 1/16 of itself (at most one second) early, never
+// late. A request deadline (timeouts.request) is always set exactly.
+func slack(d time.Duration) time.Duration { return min(d/16, time.Second) }
+
+// rearm reports whether the deadline cur must move to want: always when
+// want is earlier (a shorter timeout takes over), and when it is later by
+// more than the slack.
+func (c *conn) rearm(cur, want time.Time, d time.Duration) bool {
+	return cur.IsZero() || !c.reqDeadline.IsZero() || want.Before(cur) || want.Sub(cur) > slack(d)
+}
+
+// armRead sets the client read deadline to now+d, if it moved enough.
+func (c *conn) armRead(d time.Duration) {
+	if want := c.deadline(d); c.rearm(c.rdl, want, d) {
+		c.rdl = want
+		_ = c.nc.SetReadDeadline(want)
+	}
+}
+
+// armWrite sets the client write deadline to now+d, if it moved enough.
+func (c *conn) armWrite(d time.Duration) {
+	if want := c.deadline(d); c.rearm(c.wdl, want, d) {
+		c.wdl = want
+		_ = c.nc.SetWriteDeadline(want)
+	}
+}
+
+// armUpRead and armUpWrite do the same for a peer connection.
+func (c *conn) armUpRead(up *upstream.Conn, d time.Duration) {
+	if want := c.deadline(d); c.rearm(up.ReadDL, want, d) {
+		up.ReadDL = want
+		_ = up.SetReadDeadline(want)
+	}
+}
+
+func (c *conn) armUpWrite(up *upstream.Conn, d time.Duration) {
+	if want := c.deadline(d); c.rearm(up.WriteDL, want, d) {
+		up.WriteDL = want
+		_ = up.SetWriteDeadline(want)
+	}
 }
 
 // deadline returns now+d, capped by the request's overall deadline.
@@ -494,7 +545,7 @@ func (c *conn) deadline(d time.Duration) time.Time {
 
 // readClient reads more request bytes within the body timeout.
 func (c *conn) readClient(h *Handler) error {
-	_ = c.nc.SetReadDeadline(c.deadline(h.Limits.BodyReadTimeout))
+	c.armRead(h.Limits.BodyReadTimeout)
 	n, err := c.in.Fill(c.nc)
 	if n > 0 {
 		return nil

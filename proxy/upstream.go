@@ -388,7 +388,7 @@ func (c *conn) exchange(h *Handler, s *Session, g *upstream.Group, up *upstream.
 	if inline {
 		c.up = append(c.up, c.in.Unread()[:req.ContentLength]...)
 	}
-	_ = up.SetWriteDeadline(c.deadline(idle))
+	c.armUpWrite(up, idle)
 	if _, err := up.Write(c.up); err != nil {
 		up.Close()
 		s.Err = &upstreamError{s.Peer.Addr, "write request", err}
@@ -418,7 +418,9 @@ func (c *conn) exchange(h *Handler, s *Session, g *upstream.Group, up *upstream.
 	}
 
 	// Read the response head, skipping interim 1xx responses.
-	_ = up.SetReadDeadline(c.deadline(g.Timeouts.ResponseHeader))
+	// The response-head timeout is set exactly: a 504 must not come early.
+	up.ReadDL = c.deadline(g.Timeouts.ResponseHeader)
+	_ = up.SetReadDeadline(up.ReadDL)
 	got := false
 	for {
 		n, err := http1.ParseResponse(up.In.Unread(), &g.ResponseLimits, &s.Resp)
@@ -583,7 +585,7 @@ func (c *conn) spliceRequestBody(h *Handler, s *Session, up *upstream.Conn, idle
 		if err := c.bodyWriteDeadline(up, idle); err != nil {
 			return err
 		}
-		_ = c.nc.SetReadDeadline(c.deadline(h.Limits.BodyReadTimeout))
+		c.armRead(h.Limits.BodyReadTimeout)
 		step := min(left, 4<<20)
 		lr.N = step
 		var n int64
@@ -615,7 +617,7 @@ func (c *conn) bodyWriteDeadline(up *upstream.Conn, idle time.Duration) error {
 	if !c.reqDeadline.IsZero() && !time.Now().Before(c.reqDeadline) {
 		return &clientError{context.DeadlineExceeded}
 	}
-	_ = up.SetWriteDeadline(c.deadline(idle))
+	c.armUpWrite(up, idle)
 	return nil
 }
 
@@ -695,7 +697,6 @@ func (c *conn) relayResponse(h *Handler, s *Session, g *upstream.Group, up *upst
 	c.out = http1.AppendResponseHead(c.out[:0], resp)
 	s.Status = status
 	c.wroteHead = true
-	_ = up.SetReadDeadline(c.deadline(g.Timeouts.Idle))
 
 	var err error
 	var clientFailed bool
@@ -748,11 +749,11 @@ func (c *conn) copyLength(h *Handler, s *Session, g *upstream.Group, up *upstrea
 	}
 	if tc, ok := c.nc.(*net.TCPConn); ok && left >= 64<<10 {
 		if src, ok := up.Conn.(*net.TCPConn); ok {
-			return c.spliceBody(h, s, g, tc, src, left)
+			return c.spliceBody(h, s, g, up, tc, src, left)
 		}
 	}
 	for left > 0 {
-		_ = up.SetReadDeadline(c.deadline(g.Timeouts.Idle))
+		c.armUpRead(up, g.Timeouts.Idle)
 		if _, err := up.In.Fill(up); err != nil {
 			return false, noEOF(err)
 		}
@@ -772,13 +773,13 @@ func (c *conn) copyLength(h *Handler, s *Session, g *upstream.Group, up *upstrea
 
 // spliceBody moves a large body from peer to client in the kernel, in
 // steps so that the idle timeouts apply per step.
-func (c *conn) spliceBody(h *Handler, s *Session, g *upstream.Group, dst, src *net.TCPConn, left int64) (bool, error) {
+func (c *conn) spliceBody(h *Handler, s *Session, g *upstream.Group, up *upstream.Conn, dst, src *net.TCPConn, left int64) (bool, error) {
 	lr := &io.LimitedReader{R: src}
 	for left > 0 {
 		step := min(left, 4<<20)
 		lr.N = step
-		_ = src.SetReadDeadline(c.deadline(g.Timeouts.Idle))
-		_ = dst.SetWriteDeadline(c.deadline(h.Limits.WriteTimeout))
+		c.armUpRead(up, g.Timeouts.Idle)
+		c.armWrite(h.Limits.WriteTimeout)
 		n, err := dst.ReadFrom(lr)
 		left -= n
 		s.BytesOut += n
@@ -824,7 +825,7 @@ func (c *conn) copyChunked(h *Handler, s *Session, g *upstream.Group, up *upstre
 			continue
 		}
 		if n == 0 && !c.respDec.Done() {
-			_ = up.SetReadDeadline(c.deadline(g.Timeouts.Idle))
+			c.armUpRead(up, g.Timeouts.Idle)
 			if _, err := up.In.Fill(up); err != nil {
 				return false, noEOF(err)
 			}
@@ -870,7 +871,7 @@ func (c *conn) copyFiltered(h *Handler, s *Session, g *upstream.Group, up *upstr
 		left := length
 		for left > 0 {
 			if up.In.Buffered() == 0 {
-				_ = up.SetReadDeadline(c.deadline(g.Timeouts.Idle))
+				c.armUpRead(up, g.Timeouts.Idle)
 				if _, err := up.In.Fill(up); err != nil {
 					return false, noEOF(err)
 				}
@@ -900,7 +901,7 @@ func (c *conn) copyFiltered(h *Handler, s *Session, g *upstream.Group, up *upstr
 				continue
 			}
 			if n == 0 && !c.respDec.Done() {
-				_ = up.SetReadDeadline(c.deadline(g.Timeouts.Idle))
+				c.armUpRead(up, g.Timeouts.Idle)
 				if _, err := up.In.Fill(up); err != nil {
 					return false, noEOF(err)
 				}
@@ -910,7 +911,7 @@ func (c *conn) copyFiltered(h *Handler, s *Session, g *upstream.Group, up *upstr
 	case http1.BodyUntilClose:
 		for {
 			if up.In.Buffered() == 0 {
-				_ = up.SetReadDeadline(c.deadline(g.Timeouts.Idle))
+				c.armUpRead(up, g.Timeouts.Idle)
 				if _, err := up.In.Fill(up); err != nil {
 					if err == io.EOF {
 						break
@@ -955,6 +956,7 @@ func (c *conn) tunnel(h *Handler, s *Session, up *upstream.Conn) outcome {
 	up.In.Consume(up.In.Buffered())
 	_ = c.nc.SetDeadline(time.Time{})
 	_ = up.SetDeadline(time.Time{})
+	c.rdl, c.wdl, up.ReadDL, up.WriteDL = time.Time{}, time.Time{}, time.Time{}, time.Time{}
 	errc := make(chan error, 1)
 	clientLeft := c.in.Unread()
 	go func() {

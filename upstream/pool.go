@@ -78,6 +78,9 @@ type Conn struct {
 	pool *Pool
 	// In holds bytes read from the peer and not yet consumed.
 	In rbuf.Buffer
+	// ReadDL and WriteDL remember the deadlines last set on the
+	// connection, so the engine can skip setting one that barely moved.
+	ReadDL, WriteDL time.Time
 	// Reused reports whether the connection came from the idle pool.
 	Reused    bool
 	idleSince int64 // unix nanos

@@ -36,6 +36,7 @@ func (c *Conn) PeerClosed() bool {
 	// while it sat idle, and an expired deadline fails the read before it
 	// looks at the socket. The next exchange sets its own.
 	_ = c.Conn.SetReadDeadline(time.Time{})
+	c.ReadDL = time.Time{}
 	c.probeDead = false
 	_ = c.raw.Read(c.probeFn)
 	return c.probeDead
