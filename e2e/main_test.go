@@ -3,9 +3,9 @@ package e2e
 import (
 	"fmt"
 	"os"
-	"os/exec"
-	"path/filepath"
 	"testing"
+
+	"github.com/weirproxy/weir/internal/testutil"
 )
 
 // weirBin is the weir command built once for the CLI tests.
@@ -22,14 +22,7 @@ func runTests(m *testing.M) int {
 		return 1
 	}
 	defer os.RemoveAll(dir)
-	weirBin = filepath.Join(dir, "weir")
-	goTool, err := exec.LookPath("go")
-	if err != nil {
-		goTool = filepath.Join(os.Getenv("GOROOT"), "bin", "go")
-	}
-	build := exec.Command(goTool, "build", "-o", weirBin, "github.com/weirproxy/weir/cmd/weir")
-	build.Stdout, build.Stderr = os.Stderr, os.Stderr
-	if err := build.Run(); err != nil {
+	if weirBin, err = testutil.BuildWeir(dir); err != nil {
 		fmt.Fprintln(os.Stderr, "e2e: building the weir command:", err)
 		return 1
 	}
