@@ -13,7 +13,6 @@ import (
 	"encoding/hex"
 	"errors"
 	"io"
-	"log/slog"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -85,40 +84,11 @@ func startWeir(t testing.TB, body string, opts weir.Options) *proxyUnderTest {
 
 func startWeirConfig(t testing.TB, cfg *config.Config, opts weir.Options) *proxyUnderTest {
 	t.Helper()
-	p := &proxyUnderTest{log: &syncBuffer{}}
-	if opts.Logger == nil {
-		opts.Logger = slog.New(slog.NewTextHandler(p.log, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	}
 	if opts.AccessLog == nil && cfg.Log.Access == "stdout" {
 		opts.AccessLog = io.Discard
 	}
-	srv, err := weir.New(cfg, opts)
-	if err != nil {
-		t.Fatalf("weir.New: %v", err)
-	}
-	if err := srv.Listen(); err != nil {
-		t.Fatalf("Listen: %v", err)
-	}
-	p.srv = srv
-	p.addr = srv.Addrs()[0].String()
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- srv.Serve(ctx) }()
-	t.Cleanup(func() {
-		cancel()
-		select {
-		case err := <-done:
-			if err != nil {
-				t.Errorf("Serve returned %v", err)
-			}
-		case <-time.After(cfg.ShutdownGrace + 10*time.Second):
-			t.Errorf("Serve did not return after shutdown")
-		}
-		if t.Failed() {
-			t.Logf("weir log:\n%s", p.log.String())
-		}
-	})
-	return p
+	w := testutil.StartWeirConfig(t, cfg, opts)
+	return &proxyUnderTest{srv: w.Srv, addr: w.Addr, log: w.Log}
 }
 
 // origin is an httptest server that counts the connections it accepted

@@ -704,14 +704,10 @@ func (c *conn) relayResponse(h *Handler, s *Session, g *upstream.Group, up *upst
 	case mode == http1.BodyNone:
 		err = c.write(h, c.out)
 		clientFailed = err != nil
-	case filtered || chunkOut && mode != http1.BodyChunked:
-		clientFailed, err = c.copyFiltered(h, s, g, up, mode, length, chunkOut)
-	case mode == http1.BodyLength:
+	case mode == http1.BodyLength && !filtered:
 		clientFailed, err = c.copyLength(h, s, g, up, length)
-	case mode == http1.BodyChunked && chunkOut:
-		clientFailed, err = c.copyChunked(h, s, g, up)
-	default: // close-delimited or chunked to an HTTP/1.0 client
-		clientFailed, err = c.copyFiltered(h, s, g, up, mode, length, false)
+	default: // chunked, close-delimited, or filtered: re-framed for the client
+		clientFailed, err = c.copyFiltered(h, s, g, up, mode, length, chunkOut)
 	}
 	if err != nil {
 		up.Close()
@@ -801,41 +797,6 @@ func noEOF(err error) error {
 		return io.ErrUnexpectedEOF
 	}
 	return err
-}
-
-// copyChunked decodes a chunked body from the peer and encodes it again
-// for the client, trailers included.
-func (c *conn) copyChunked(h *Handler, s *Session, g *upstream.Group, up *upstream.Conn) (bool, error) {
-	if err := c.write(h, c.out); err != nil {
-		return true, err
-	}
-	c.respDec.Reset(http1.ChunkLimits{})
-	for !c.respDec.Done() {
-		data, n, err := c.respDec.Decode(up.In.Unread())
-		up.In.Consume(n)
-		if err != nil && err != http1.ErrIncomplete {
-			return false, err
-		}
-		if len(data) > 0 {
-			s.BytesOut += int64(len(data))
-			c.out = http1.AppendChunkHeader(c.out[:0], len(data))
-			if err := c.writev(h, c.out, data, crlf); err != nil {
-				return true, err
-			}
-			continue
-		}
-		if n == 0 && !c.respDec.Done() {
-			c.armUpRead(up, g.Timeouts.Idle)
-			if _, err := up.In.Fill(up); err != nil {
-				return false, noEOF(err)
-			}
-		}
-	}
-	c.out = http1.AppendLastChunk(c.out[:0], c.respDec.Trailer())
-	if err := c.write(h, c.out); err != nil {
-		return true, err
-	}
-	return false, nil
 }
 
 // copyFiltered is the general body path: any upstream framing in, body
