@@ -39,28 +39,12 @@ func waitFor(t testing.TB, timeout time.Duration, what string, cond func() bool)
 	testutil.WaitFor(t, timeout, what, cond)
 }
 
-// listenerPlaceholder is the address the test configurations name: the
-// configuration only accepts ports 1-65535, while the tests want a port
-// the kernel picks, so parseConfig swaps in 127.0.0.1:0 after parsing.
-const listenerPlaceholder = "127.0.0.1:8080"
-
-// parseConfig parses a configuration that has no listeners section, adding
-// one listener on a free loopback port. Unless the body sets it, the
-// shutdown grace is 5s, so that a failed test does not wait 30s to end.
+// parseConfig parses a configuration body with the test defaults (a
+// loopback listener on a free port, a 5s shutdown grace, no access log
+// unless the body or weir.Options ask for one): see testutil.ParseConfig.
 func parseConfig(t testing.TB, body string) *config.Config {
 	t.Helper()
-	text := "listeners:\n  - address: \"" + listenerPlaceholder + "\"\n" + body
-	if !strings.Contains(body, "shutdown_grace:") {
-		text += "shutdown_grace: 5s\n"
-	}
-	cfg, err := config.Parse("e2e.yaml", []byte(text))
-	if err != nil {
-		t.Fatalf("configuration rejected:\n%v\n--- configuration ---\n%s", err, text)
-	}
-	for i := range cfg.Listeners {
-		cfg.Listeners[i].Address = "127.0.0.1:0"
-	}
-	return cfg
+	return testutil.ParseConfig(t, body)
 }
 
 // proxyUnderTest is a Weir served in-process.
@@ -84,9 +68,6 @@ func startWeir(t testing.TB, body string, opts weir.Options) *proxyUnderTest {
 
 func startWeirConfig(t testing.TB, cfg *config.Config, opts weir.Options) *proxyUnderTest {
 	t.Helper()
-	if opts.AccessLog == nil && cfg.Log.Access == "stdout" {
-		opts.AccessLog = io.Discard
-	}
 	w := testutil.StartWeirConfig(t, cfg, opts)
 	return &proxyUnderTest{srv: w.Srv, addr: w.Addr, log: w.Log}
 }
