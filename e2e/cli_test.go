@@ -16,6 +16,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/weirproxy/weir/internal/testutil"
 )
 
 // TestCheckCommand: `weir check -c FILE` names each problem as
@@ -273,7 +275,7 @@ type weirProcess struct {
 func startWeirProcess(t testing.TB, args func(addr string) []string) *weirProcess {
 	t.Helper()
 	for attempt := 1; ; attempt++ {
-		p := &weirProcess{addr: fmt.Sprintf("127.0.0.1:%d", freePort(t)), done: make(chan struct{})}
+		p := &weirProcess{addr: testutil.FreePort(t), done: make(chan struct{})}
 		p.cmd = exec.Command(weirBin, args(p.addr)...)
 		p.cmd.Stderr = &p.stderr
 		if err := p.cmd.Start(); err != nil {

@@ -153,12 +153,7 @@ func get(t testing.TB, c *http.Client, url string) (int, string) {
 // dial opens a raw connection, closed when the test ends.
 func dial(t testing.TB, addr string) net.Conn {
 	t.Helper()
-	c, err := net.DialTimeout("tcp", addr, 5*time.Second)
-	if err != nil {
-		t.Fatalf("dial %s: %v", addr, err)
-	}
-	t.Cleanup(func() { c.Close() })
-	return c
+	return testutil.Dial(t, addr)
 }
 
 // readUntilClose reads everything the peer sends until it closes the
@@ -262,16 +257,4 @@ func shaFile(t testing.TB, path string) string {
 		t.Fatal(err)
 	}
 	return hex.EncodeToString(h.Sum(nil))
-}
-
-// freePort returns a loopback port that was free a moment ago, for the
-// weir binary, which must be told its address.
-func freePort(t testing.TB) int {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port
 }
