@@ -337,62 +337,15 @@ func weirConfigFile(t *testing.T, addr, peer, extra string) string {
 }
 
 // weirProc is the weir binary running as a child process.
-type weirProc struct {
-	cmd    *exec.Cmd
-	addr   string
-	stderr testutil.SyncBuffer
-	done   chan struct{}
-	err    error
-}
+type weirProc struct{ *testutil.Process }
 
 // startWeirProc runs the weir binary with a configuration from
-// weirConfigFile; argv is what runs before the binary (a limit wrapper).
+// weirConfigFile; wrapper is what runs before the binary (a limit wrapper).
 func startWeirProc(t *testing.T, peer, extra string, wrapper ...string) *weirProc {
 	t.Helper()
-	for attempt := 1; ; attempt++ {
-		p := &weirProc{addr: testutil.FreePort(t), done: make(chan struct{})}
-		args := append(append([]string{}, wrapper...), weirBin, "run", "-c", weirConfigFile(t, p.addr, peer, extra))
-		p.cmd = exec.Command(args[0], args[1:]...)
-		p.cmd.Stderr = &p.stderr
-		if err := p.cmd.Start(); err != nil {
-			t.Fatal(err)
-		}
-		go func() {
-			p.err = p.cmd.Wait()
-			close(p.done)
-		}()
-		t.Cleanup(func() {
-			_ = p.cmd.Process.Kill()
-			<-p.done
-			if t.Failed() {
-				t.Logf("weir stderr:\n%s", testutil.Clip([]byte(p.stderr.String())))
-			}
-		})
-		listening := testutil.Eventually(10*time.Second, func() bool {
-			select {
-			case <-p.done:
-				return true
-			default:
-			}
-			c, err := net.Dial("tcp", p.addr)
-			if err == nil {
-				c.Close()
-				return true
-			}
-			return false
-		})
-		select {
-		case <-p.done:
-			listening = false
-		default:
-		}
-		if listening {
-			return p
-		}
-		if attempt == 3 {
-			t.Fatalf("weir did not start: %v\n%s", p.err, p.stderr.String())
-		}
-	}
+	return &weirProc{testutil.StartProcess(t, func(addr string) []string {
+		return append(append([]string{}, wrapper...), weirBin, "run", "-c", weirConfigFile(t, addr, peer, extra))
+	})}
 }
 
 // rssKiB reads a process's resident set size.
@@ -422,7 +375,7 @@ func TestConnectionFloodAtFDLimit(t *testing.T) {
 	}
 	rec := testutil.NewRecorder(t, nil)
 	p := startWeirProc(t, rec.Addr, "shutdown_grace: 5s\n", wrapper...)
-	pid := p.cmd.Process.Pid
+	pid := p.Cmd.Process.Pid
 	rss0 := rssKiB(pid)
 
 	const maxFlood = 1000
@@ -433,18 +386,18 @@ func TestConnectionFloodAtFDLimit(t *testing.T) {
 		}
 	}()
 	for len(flood) < maxFlood {
-		c, err := net.DialTimeout("tcp", p.addr, time.Second)
+		c, err := net.DialTimeout("tcp", p.Addr, time.Second)
 		if err != nil {
 			break
 		}
 		flood = append(flood, c)
 	}
 	testutil.WaitFor(t, 10*time.Second, "weir to run out of file descriptors (accept failed)", func() bool {
-		return strings.Contains(p.stderr.String(), "accept failed")
+		return strings.Contains(p.Stderr.String(), "accept failed")
 	})
 	select {
-	case <-p.done:
-		t.Fatalf("weir exited under the flood: %v", p.err)
+	case <-p.Done:
+		t.Fatalf("weir exited under the flood: %v", p.Err)
 	default:
 	}
 	rssFlood := rssKiB(pid)
@@ -459,7 +412,7 @@ func TestConnectionFloodAtFDLimit(t *testing.T) {
 	start := time.Now()
 	var last error
 	served := testutil.Eventually(10*time.Second, func() bool {
-		c, err := testutil.DialRaw(p.addr)
+		c, err := testutil.DialRaw(p.Addr)
 		if err != nil {
 			last = err
 			return false
@@ -480,11 +433,11 @@ func TestConnectionFloodAtFDLimit(t *testing.T) {
 	if rssFlood > 0 && rssFlood > rss0+64<<10 {
 		t.Fatalf("VmRSS grew from %d to %d KiB under the flood", rss0, rssFlood)
 	}
-	_ = p.cmd.Process.Signal(syscall.SIGTERM)
+	_ = p.Cmd.Process.Signal(syscall.SIGTERM)
 	select {
-	case <-p.done:
-		if p.err != nil {
-			t.Fatalf("weir exited with %v after SIGTERM, want 0", p.err)
+	case <-p.Done:
+		if p.Err != nil {
+			t.Fatalf("weir exited with %v after SIGTERM, want 0", p.Err)
 		}
 	case <-time.After(10 * time.Second):
 		t.Fatal("weir did not exit within 10s of SIGTERM")

@@ -81,7 +81,7 @@ func TestGracefulShutdownUnderLoad(t *testing.T) {
 				fresh := false
 				if c == nil {
 					var err error
-					if c, err = testutil.DialRaw(p.addr); err != nil {
+					if c, err = testutil.DialRaw(p.Addr); err != nil {
 						if afterTerm() {
 							tally.mu.Lock()
 							tally.refusedNew++
@@ -135,10 +135,10 @@ func TestGracefulShutdownUnderLoad(t *testing.T) {
 	termMu.Lock()
 	termAt = time.Now()
 	termMu.Unlock()
-	_ = p.cmd.Process.Signal(syscall.SIGTERM)
+	_ = p.Cmd.Process.Signal(syscall.SIGTERM)
 
 	testutil.WaitFor(t, 5*time.Second, "new connections to be refused after SIGTERM", func() bool {
-		c, err := net.DialTimeout("tcp", p.addr, time.Second)
+		c, err := net.DialTimeout("tcp", p.Addr, time.Second)
 		if err != nil {
 			return true
 		}
@@ -148,18 +148,18 @@ func TestGracefulShutdownUnderLoad(t *testing.T) {
 	wg.Wait()
 	var exitAfter time.Duration
 	select {
-	case <-p.done:
+	case <-p.Done:
 		exitAfter = time.Since(termAt)
 	case <-time.After(grace + 5*time.Second):
 		t.Fatal("weir did not exit within its grace period after SIGTERM")
 	}
 	t.Logf("shutdown: %d requests completed (%d after SIGTERM), %d refused on new connections, %d met a closing idle connection and were retried, %d failed mid-flight; exit %v after %v",
-		tally.ok, tally.okAfterTerm, tally.refusedNew, tally.idleClosed, len(tally.midFlight), p.err, exitAfter)
+		tally.ok, tally.okAfterTerm, tally.refusedNew, tally.idleClosed, len(tally.midFlight), p.Err, exitAfter)
 	if len(tally.midFlight) > 0 {
 		t.Fatalf("requests failed mid-flight: %v", tally.midFlight)
 	}
-	if p.err != nil {
-		t.Fatalf("weir exited with %v, want 0", p.err)
+	if p.Err != nil {
+		t.Fatalf("weir exited with %v, want 0", p.Err)
 	}
 	if exitAfter > grace {
 		t.Fatalf("weir took %v to exit, more than its %v grace period", exitAfter, grace)

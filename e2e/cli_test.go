@@ -135,7 +135,7 @@ func TestReverseProxyCommandDrains(t *testing.T) {
 	proc := startWeirProcess(t, func(addr string) []string {
 		return []string{"reverse-proxy", "--from", addr, "--to", o.peer(), "--access-log", "off"}
 	})
-	addr := proc.addr
+	addr := proc.Addr
 
 	c := newClient(t)
 	if status, body := get(t, c, "http://"+addr+"/hello"); status != 200 || body != "origin /hello" {
@@ -171,8 +171,8 @@ func TestReverseProxyCommandDrains(t *testing.T) {
 		return false
 	})
 	select {
-	case <-proc.done:
-		t.Fatalf("weir exited (%v) with a request in flight", proc.err)
+	case <-proc.Done:
+		t.Fatalf("weir exited (%v) with a request in flight", proc.Err)
 	case got := <-slow:
 		t.Fatalf("the in-flight request ended before the origin answered: %s", got)
 	default:
@@ -188,9 +188,9 @@ func TestReverseProxyCommandDrains(t *testing.T) {
 		t.Fatal("the in-flight request did not complete after the origin answered")
 	}
 	select {
-	case <-proc.done:
-		if proc.err != nil {
-			t.Fatalf("weir exited with %v, want exit status 0", proc.err)
+	case <-proc.Done:
+		if proc.Err != nil {
+			t.Fatalf("weir exited with %v, want exit status 0", proc.Err)
 		}
 	case <-time.After(10 * time.Second):
 		t.Fatal("weir did not exit within 10s of the last request ending (grace period 30s)")
@@ -220,7 +220,7 @@ func TestRunCommandReloadsOnSIGHUP(t *testing.T) {
 		write(conf(addr, a))
 		return []string{"run", "-c", file}
 	})
-	addr := proc.addr
+	addr := proc.Addr
 	c := newClient(t)
 	url := "http://" + addr + "/"
 	if status, body := get(t, c, url); status != 200 || body != "a" {
@@ -237,9 +237,9 @@ func TestRunCommandReloadsOnSIGHUP(t *testing.T) {
 	write(conf(addr, a) + "upstreams_typo: {}\n")
 	proc.signal(syscall.SIGHUP)
 	waitFor(t, 5*time.Second, "the failed reload to be logged", func() bool {
-		return strings.Contains(proc.stderr.String(), "reload failed")
+		return strings.Contains(proc.Stderr.String(), "reload failed")
 	})
-	if log := proc.stderr.String(); !strings.Contains(log, "weir.yaml:10:1: unknown top-level key") || !strings.Contains(log, "upstreams_typo") {
+	if log := proc.Stderr.String(); !strings.Contains(log, "weir.yaml:10:1: unknown top-level key") || !strings.Contains(log, "upstreams_typo") {
 		t.Errorf("the reload error does not name the problem:\n%s", log)
 	}
 	for i := range 5 {
@@ -249,9 +249,9 @@ func TestRunCommandReloadsOnSIGHUP(t *testing.T) {
 	}
 	proc.signal(syscall.SIGTERM)
 	select {
-	case <-proc.done:
-		if proc.err != nil {
-			t.Fatalf("weir run exited with %v after SIGTERM", proc.err)
+	case <-proc.Done:
+		if proc.Err != nil {
+			t.Fatalf("weir run exited with %v after SIGTERM", proc.Err)
 		}
 	case <-time.After(10 * time.Second):
 		t.Fatal("weir run did not exit after SIGTERM")
@@ -259,62 +259,18 @@ func TestRunCommandReloadsOnSIGHUP(t *testing.T) {
 }
 
 // weirProcess is the weir binary running in the background.
-type weirProcess struct {
-	cmd    *exec.Cmd
-	addr   string
-	stderr syncBuffer
-	done   chan struct{} // closed when the process exited; err is set then
-	err    error
-}
+type weirProcess struct{ *testutil.Process }
 
 // startWeirProcess runs weir with the arguments args returns for a free
-// loopback address, and waits until it listens there. The port is free a
-// moment before the start; if something else takes it meanwhile, weir
-// exits and another port is tried. The process is killed when the test
-// ends, and its stderr printed if the test failed.
+// loopback address and waits until it listens there (testutil.StartProcess).
 func startWeirProcess(t testing.TB, args func(addr string) []string) *weirProcess {
 	t.Helper()
-	for attempt := 1; ; attempt++ {
-		p := &weirProcess{addr: testutil.FreePort(t), done: make(chan struct{})}
-		p.cmd = exec.Command(weirBin, args(p.addr)...)
-		p.cmd.Stderr = &p.stderr
-		if err := p.cmd.Start(); err != nil {
-			t.Fatal(err)
-		}
-		go func() {
-			p.err = p.cmd.Wait()
-			close(p.done)
-		}()
-		t.Cleanup(func() {
-			_ = p.cmd.Process.Kill()
-			<-p.done
-			if t.Failed() {
-				t.Logf("weir stderr:\n%s", p.stderr.String())
-			}
-		})
-		listening := false
-		waitFor(t, 10*time.Second, "weir to listen on "+p.addr+" or exit", func() bool {
-			select {
-			case <-p.done:
-				return true
-			default:
-			}
-			if c, err := net.Dial("tcp", p.addr); err == nil {
-				c.Close()
-				listening = true
-			}
-			return listening
-		})
-		if listening {
-			return p
-		}
-		if attempt == 3 {
-			t.Fatalf("weir %s did not start (%v):\n%s", strings.Join(args(p.addr), " "), p.err, p.stderr.String())
-		}
-	}
+	return &weirProcess{testutil.StartProcess(t, func(addr string) []string {
+		return append([]string{weirBin}, args(addr)...)
+	})}
 }
 
 // signal sends sig to the process.
 func (p *weirProcess) signal(sig os.Signal) {
-	_ = p.cmd.Process.Signal(sig)
+	_ = p.Cmd.Process.Signal(sig)
 }
