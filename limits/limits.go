@@ -131,3 +131,31 @@ const (
 	PassiveMaxFails = 3
 	PassiveEjectFor = 10 * time.Second
 )
+
+// HTTP/2 toward clients (per listener; keys under listeners[].http2).
+const (
+	// H2MaxConcurrentStreams is SETTINGS_MAX_CONCURRENT_STREAMS: streams
+	// one client connection may have open. nginx: 128, Envoy: 100.
+	// Key: listeners[].http2.max_concurrent_streams.
+	H2MaxConcurrentStreams = 128
+
+	// H2StreamWindow and H2ConnWindow are the flow-control windows Weir
+	// grants a client for request bodies, per stream and per connection.
+	// Keys: listeners[].http2.stream_window, .connection_window.
+	H2StreamWindow = 1 << 20
+	H2ConnWindow   = 4 << 20
+
+	// H2MaxFrameSize is SETTINGS_MAX_FRAME_SIZE: the largest frame Weir
+	// reads. Key: listeners[].http2.max_frame_size.
+	H2MaxFrameSize = 1 << 20
+
+	// H2GlitchBudget and H2GlitchRate form the flood budget of one
+	// connection: suspicious frames (RST_STREAM, PING, SETTINGS,
+	// PRIORITY, CONTINUATION, empty DATA) cost 1 point, protocol errors
+	// 10, an oversized header list 100; points refill at H2GlitchRate
+	// per second up to H2GlitchBudget; at zero the connection gets
+	// GOAWAY ENHANCE_YOUR_CALM. Keys: listeners[].http2.glitch_budget,
+	// .glitch_rate. HAProxy: tune.h2.fe.glitches-threshold.
+	H2GlitchBudget = 1000
+	H2GlitchRate   = 100
+)

@@ -41,6 +41,7 @@ type reqState struct {
 	respDec http1.ChunkedDecoder
 	bufs    [4][]byte
 	nbuf    net.Buffers
+	h1d     h1Down
 }
 
 var statePool = sync.Pool{New: func() any {
@@ -57,6 +58,10 @@ type conn struct {
 
 	client, local netip.AddrPort
 	tls           bool
+	ls            *listenerState
+	altSvc        string
+	tlsInfo       *TLSInfo
+	h2c           bool // the client sent the HTTP/2 preface in cleartext
 
 	// raw reads the socket directly while idle (see idleRead).
 	raw    rawConn
@@ -82,8 +87,8 @@ type conn struct {
 	idle bool
 }
 
-func newConn(s *Server, nc net.Conn) *conn {
-	c := &conn{srv: s, nc: nc}
+func newConn(s *Server, nc net.Conn, ls *listenerState) *conn {
+	c := &conn{srv: s, nc: nc, ls: ls, altSvc: ls.opts.AltSvc}
 	c.client = addrPort(nc.RemoteAddr())
 	c.local = addrPort(nc.LocalAddr())
 	// Go already sets TCP_NODELAY on every TCP connection.
@@ -165,8 +170,20 @@ func (c *conn) serve() {
 		c.release()
 		c.srv.forget(c)
 	}()
+	if c.ls.opts.TLS != nil {
+		if !c.handshake(c.srv.handler.Load()) {
+			return
+		}
+		if c.tlsInfo.ALPN == "h2" {
+			c.serveH2(c.nc)
+			return
+		}
+	}
 	for {
 		if !c.readRequest(c.srv.handler.Load()) {
+			if c.h2c {
+				c.serveH2C()
+			}
 			return
 		}
 		// Load the handler again: a reload may have swapped it while the
@@ -222,6 +239,11 @@ func (c *conn) readRequest(h *Handler) bool {
 	s := &c.sess
 	s.reset()
 	deadline := false
+	if c.requests == 0 && c.ls.opts.H2C && c.in.Unread()[0] == 'P' {
+		if c.h2c = c.sniffPreface(h); c.h2c {
+			return false
+		}
+	}
 	for {
 		n, err := http1.ParseRequest(c.in.Unread(), &lim.Parser, &s.Req)
 		if err == nil {

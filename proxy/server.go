@@ -13,6 +13,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/quic-go/quic-go/http3"
+
 	"github.com/weirproxy/weir/http1"
 	"github.com/weirproxy/weir/limits"
 	"github.com/weirproxy/weir/upstream"
@@ -76,6 +78,10 @@ type Route struct {
 	Chain *Chain
 	// SetHost, when not empty, replaces the Host sent upstream.
 	SetHost string
+	// GRPCWeb translates gRPC-Web requests (application/grpc-web and
+	// application/grpc-web-text) to gRPC for the route's HTTP/2 peers,
+	// and their responses back.
+	GRPCWeb bool
 }
 
 // Router chooses the route for a request; nil means no route (404).
@@ -122,6 +128,8 @@ type Server struct {
 	mu        sync.Mutex
 	listeners map[net.Listener]struct{}
 	conns     map[*conn]struct{}
+	states    []*listenerState
+	h3        []*http3.Server
 	draining  atomic.Bool
 	connWG    sync.WaitGroup
 }
@@ -145,14 +153,20 @@ func (s *Server) Handler() *Handler { return s.handler.Load() }
 // ErrServerClosed is returned by Serve after Shutdown.
 var ErrServerClosed = errors.New("proxy: server closed")
 
-// Serve accepts connections on ln until it is closed or Shutdown is called.
-func (s *Server) Serve(ln net.Listener) error {
+// Serve accepts cleartext HTTP/1.1 connections on ln until it is closed
+// or Shutdown is called.
+func (s *Server) Serve(ln net.Listener) error { return s.ServeListener(ln, nil) }
+
+// ServeListener is Serve with options: TLS, HTTP/2, Alt-Svc.
+func (s *Server) ServeListener(ln net.Listener, o *ListenerOptions) error {
+	ls := newListenerState(o, s.Handler().ErrorLog)
 	s.mu.Lock()
 	if s.draining.Load() {
 		s.mu.Unlock()
 		return ErrServerClosed
 	}
 	s.listeners[ln] = struct{}{}
+	s.states = append(s.states, ls)
 	s.mu.Unlock()
 	defer func() {
 		s.mu.Lock()
@@ -178,7 +192,7 @@ func (s *Server) Serve(ln net.Listener) error {
 			return err
 		}
 		backoff = 0
-		c := newConn(s, nc)
+		c := newConn(s, nc, ls)
 		s.mu.Lock()
 		if s.draining.Load() {
 			s.mu.Unlock()
@@ -216,8 +230,15 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	for _, c := range conns {
 		c.wakeIfIdle()
 	}
+	// HTTP/2 connections get GOAWAY and end once their streams are done.
+	s.mu.Lock()
+	for _, ls := range s.states {
+		go ls.base.Shutdown(context.Background()) //nolint:errcheck
+	}
+	s.mu.Unlock()
 	done := make(chan struct{})
 	go func() {
+		s.shutdownH3(ctx)
 		s.connWG.Wait()
 		close(done)
 	}()

@@ -24,6 +24,8 @@ type Session struct {
 	Client, Local netip.AddrPort
 	// TLS reports whether the client connection is TLS.
 	TLS bool
+	// TLSInfo describes the client's TLS session (nil without TLS).
+	TLSInfo *TLSInfo
 
 	// Route is the route the request matched (nil before routing).
 	Route *Route
@@ -54,6 +56,24 @@ type Session struct {
 	responded bool
 	scratch   []byte
 	conn      *conn
+	ds        downstream // the general path's client side, if any
+}
+
+// TLSInfo describes a client's TLS connection. It is shared by all the
+// requests of the connection and must not be changed.
+type TLSInfo struct {
+	Version     uint16 // tls.VersionTLS12, tls.VersionTLS13
+	CipherSuite uint16
+	// ServerName is the SNI name the client asked for ("" if none).
+	ServerName string
+	// ALPN is the protocol agreed ("h2", "http/1.1", or "").
+	ALPN string
+	// ClientCertSubject is the subject of a verified client
+	// certificate (mTLS), or "".
+	ClientCertSubject string
+	// JA3 and JA4 fingerprint the client's ClientHello ("" when
+	// fingerprinting is off).
+	JA3, JA4 string
 }
 
 type kv struct {
@@ -67,8 +87,8 @@ func (s *Session) reset() {
 	clear(s.values)
 	*s = Session{
 		Req: s.Req, UpstreamReq: s.UpstreamReq, Resp: s.Resp,
-		Client: s.Client, Local: s.Local, TLS: s.TLS,
-		values: s.values[:0], scratch: s.scratch[:0], conn: s.conn,
+		Client: s.Client, Local: s.Local, TLS: s.TLS, TLSInfo: s.TLSInfo,
+		values: s.values[:0], scratch: s.scratch[:0], conn: s.conn, ds: s.ds,
 	}
 }
 
@@ -102,6 +122,9 @@ func (s *Session) Responded() bool { return s.responded }
 // are sent after Weir's own Content-Length.
 func (s *Session) Respond(status int, header *message.Header, body []byte) error {
 	s.responded = true
+	if s.ds != nil {
+		return writeLocalDown(s, s.ds, status, header, body)
+	}
 	return s.conn.writeLocal(s, status, header, body)
 }
 

@@ -48,10 +48,20 @@ var (
 // safe, and relays the response.
 func (c *conn) proxy(h *Handler, s *Session) {
 	g := s.Route.Upstream
+	if g.Proto != upstream.ProtoHTTP1 {
+		c.proxyGeneral(h, s)
+		return
+	}
+	if s.Route.GRPCWeb {
+		if _, ok := isGRPCWeb(&s.Req); ok {
+			c.proxyGeneral(h, s)
+			return
+		}
+	}
 	if g.Timeouts.Request > 0 {
 		c.reqDeadline = s.Start.Add(g.Timeouts.Request)
 	}
-	c.buildUpstreamRequest(h, s)
+	buildUpstreamRequest(h, s)
 	if err := s.Route.Chain.runUpstream(s, &s.UpstreamReq); err != nil {
 		c.fail(h, err)
 		return
@@ -60,7 +70,7 @@ func (c *conn) proxy(h *Handler, s *Session) {
 		c.fail(h, err)
 		return
 	}
-	key := c.hashKey(g, s)
+	key := hashKey(g, s)
 	// A body already fully buffered goes out with the head and can be
 	// sent again on a retry; a streamed one cannot.
 	req := &s.Req
@@ -212,7 +222,7 @@ func isUpgrade(req *message.Request) bool {
 }
 
 // buildUpstreamRequest derives the upstream head from the client's.
-func (c *conn) buildUpstreamRequest(h *Handler, s *Session) {
+func buildUpstreamRequest(h *Handler, s *Session) {
 	req, ur := &s.Req, &s.UpstreamReq
 	upgrade := isUpgrade(req)
 	ur.Method, ur.Target, ur.Path, ur.Authority = req.Method, req.Target, req.Path, req.Authority
@@ -249,14 +259,14 @@ func (c *conn) buildUpstreamRequest(h *Handler, s *Session) {
 		ur.Header.SetString("Host", s.Route.SetHost)
 		ur.Authority = message.S(s.Route.SetHost)
 	}
-	c.addForwarded(h, s)
+	addForwarded(h, s)
 	if h.Via {
 		ur.Header.AddString("Via", "1.1 weir")
 	}
 }
 
 // addForwarded adds X-Forwarded-* and/or Forwarded as configured.
-func (c *conn) addForwarded(h *Handler, s *Session) {
+func addForwarded(h *Handler, s *Session) {
 	ur := &s.UpstreamReq
 	start := len(s.scratch)
 	s.scratch = s.Client.Addr().Unmap().AppendTo(s.scratch)
@@ -337,7 +347,7 @@ func appendForwardedValue(b, v []byte) []byte {
 }
 
 // hashKey computes the consistent-hash key the group asks for.
-func (c *conn) hashKey(g *upstream.Group, s *Session) uint64 {
+func hashKey(g *upstream.Group, s *Session) uint64 {
 	switch g.HashOn.Kind {
 	case upstream.HashClientIP:
 		a := s.Client.Addr().Unmap().As16()
@@ -684,6 +694,9 @@ func (c *conn) relayResponse(h *Handler, s *Session, g *upstream.Group, up *upst
 	}
 	if h.Via {
 		resp.Header.AddString("Via", "1.1 weir")
+	}
+	if c.altSvc != "" {
+		resp.Header.AddString("Alt-Svc", c.altSvc)
 	}
 	if !c.bodyDone || c.srv.draining.Load() {
 		c.keepAlive = false

@@ -65,7 +65,22 @@ type Group struct {
 	// ResponseLimits bounds response heads from the peers (zero fields:
 	// defaults of package limits).
 	ResponseLimits http1.Limits
+	// Proto is the protocol spoken to the peers: HTTP/1.1 (the zero
+	// value) over each peer's Pool, or HTTP/2 over H2.
+	Proto Proto
+	// H2 multiplexes requests over few HTTP/2 connections per peer when
+	// Proto is ProtoH2 (see NewH2Transport).
+	H2 *H2Transport
 }
+
+// Proto is an upstream wire protocol.
+type Proto uint8
+
+// Upstream protocols.
+const (
+	ProtoHTTP1 Proto = iota // HTTP/1.1, cleartext or TLS (PoolOptions.TLS)
+	ProtoH2                 // HTTP/2: h2c (prior knowledge) or TLS with ALPN h2
+)
 
 // HashKind is the request value a consistent-hash group keys on.
 type HashKind uint8
@@ -98,5 +113,8 @@ type Timeouts struct {
 func (g *Group) Close() {
 	for _, p := range g.Peers {
 		p.pool.Close()
+	}
+	if g.H2 != nil {
+		g.H2.Close()
 	}
 }

@@ -2,6 +2,8 @@ package upstream
 
 import (
 	"context"
+	"crypto/tls"
+	"fmt"
 	"errors"
 	"net"
 	"sync"
@@ -27,6 +29,10 @@ type PoolOptions struct {
 	ConnectTimeout time.Duration
 	// BufferSize is the read buffer each connection owns (default 16 KiB).
 	BufferSize int
+	// TLS, when set, makes every connection a TLS client connection with
+	// this configuration (ServerName must be set: the peer's host or an
+	// override). The handshake counts toward ConnectTimeout.
+	TLS *tls.Config
 }
 
 func (o *PoolOptions) fill() {
@@ -116,10 +122,32 @@ func (p *Pool) Get(ctx context.Context, live bool) (*Conn, error) {
 		p.open.Add(-1)
 		return nil, err
 	}
+	tcp := nc
+	if p.opts.TLS != nil {
+		if nc, err = p.handshake(ctx, nc); err != nil {
+			p.open.Add(-1)
+			return nil, err
+		}
+	}
 	p.dialed.Add(1)
 	c := &Conn{Conn: nc, pool: p, In: rbuf.Buffer{B: make([]byte, p.opts.BufferSize)}}
-	c.initProbe()
+	// The liveness probe peeks at the TCP socket even under TLS: any
+	// unread record (a close_notify, a late session ticket) makes it
+	// report the connection unusable, which only costs a new dial.
+	c.initProbe(tcp)
 	return c, nil
+}
+
+// handshake runs the TLS client handshake within the connect timeout.
+func (p *Pool) handshake(ctx context.Context, nc net.Conn) (net.Conn, error) {
+	tc := tls.Client(nc, p.opts.TLS)
+	ctx, cancel := context.WithTimeout(ctx, p.opts.ConnectTimeout)
+	defer cancel()
+	if err := tc.HandshakeContext(ctx); err != nil {
+		nc.Close()
+		return nil, fmt.Errorf("tls handshake: %w", err)
+	}
+	return tc, nil
 }
 
 func (p *Pool) getIdle() *Conn {

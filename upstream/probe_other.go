@@ -2,7 +2,9 @@
 
 package upstream
 
-func (c *Conn) initProbe() {}
+import "net"
+
+func (c *Conn) initProbe(net.Conn) {}
 
 // PeerClosed cannot probe without blocking on this platform; it assumes
 // the connection is usable and lets the engine's stale-connection retry

@@ -3,13 +3,15 @@
 package upstream
 
 import (
+	"net"
 	"syscall"
 	"time"
 )
 
-// initProbe prepares the allocation-free liveness probe.
-func (c *Conn) initProbe() {
-	if sc, ok := c.Conn.(syscall.Conn); ok {
+// initProbe prepares the allocation-free liveness probe on the TCP
+// connection under c.
+func (c *Conn) initProbe(tcp net.Conn) {
+	if sc, ok := tcp.(syscall.Conn); ok {
 		if raw, err := sc.SyscallConn(); err == nil {
 			c.raw = raw
 			c.probeFn = c.probe

@@ -1,0 +1,285 @@
+// x/net/http2's server is used for its per-connection ServeConn and
+// CountError, which net/http's own HTTP/2 server does not offer: Weir
+// terminates TLS itself, guards each connection's frames, and needs the
+// server to charge a connection's glitch budget for its protocol errors.
+//lint:file-ignore SA1019 see above
+
+package proxy
+
+import (
+	"crypto/tls"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/netip"
+	"strconv"
+	"sync"
+	"time"
+
+	"golang.org/x/net/http2"
+
+	"github.com/weirproxy/weir/limits"
+	"github.com/weirproxy/weir/message"
+)
+
+// ListenerOptions select what a listener speaks besides cleartext
+// HTTP/1.1.
+type ListenerOptions struct {
+	// TLS terminates TLS (nil: cleartext). Its NextProtos decide whether
+	// clients may pick HTTP/2 ("h2") or only HTTP/1.1.
+	TLS *tls.Config
+	// H2C accepts cleartext HTTP/2 with prior knowledge (RFC 9113 3.3) on
+	// a cleartext listener. HTTP/1.1 Upgrade: h2c is never honoured.
+	H2C bool
+	// AltSvc, when set, is sent as the Alt-Svc field of HTTP/1.1 and
+	// HTTP/2 responses, to advertise HTTP/3 (e.g. `h3=":443"; ma=86400`).
+	AltSvc string
+	// H2 bounds HTTP/2 connections (zero fields: defaults).
+	H2 H2Limits
+	// Fingerprint, when set, is called with every TLS client's raw
+	// ClientHello capture hook: it wraps the accepted connection before
+	// the handshake and returns the wrapper plus a function that reports
+	// the fingerprints once the handshake is done (see package tlsfp).
+	Fingerprint func(net.Conn) (net.Conn, func() (ja3, ja4 string))
+}
+
+// H2Limits bound one HTTP/2 client connection. The glitch budget answers
+// floods (Rapid Reset, CONTINUATION, PING, SETTINGS, empty frames,
+// oversized header lists): every suspicious frame costs a point, points
+// refill at GlitchRate per second up to GlitchBudget, and a connection
+// that runs out gets GOAWAY ENHANCE_YOUR_CALM and is closed.
+type H2Limits struct {
+	MaxConcurrentStreams uint32
+	MaxHeaderListSize    uint32
+	StreamWindow         int32
+	ConnWindow           int32
+	MaxReadFrameSize     uint32
+	IdleTimeout          time.Duration
+	GlitchBudget         int
+	GlitchRate           int
+}
+
+func (l *H2Limits) fill() {
+	if l.MaxConcurrentStreams == 0 {
+		l.MaxConcurrentStreams = limits.H2MaxConcurrentStreams
+	}
+	if l.MaxHeaderListSize == 0 {
+		l.MaxHeaderListSize = limits.MaxHeaderBytes
+	}
+	if l.StreamWindow == 0 {
+		l.StreamWindow = limits.H2StreamWindow
+	}
+	if l.ConnWindow == 0 {
+		l.ConnWindow = limits.H2ConnWindow
+	}
+	if l.MaxReadFrameSize == 0 {
+		l.MaxReadFrameSize = limits.H2MaxFrameSize
+	}
+	if l.IdleTimeout == 0 {
+		l.IdleTimeout = limits.IdleTimeout
+	}
+	if l.GlitchBudget == 0 {
+		l.GlitchBudget = limits.H2GlitchBudget
+	}
+	if l.GlitchRate == 0 {
+		l.GlitchRate = limits.H2GlitchRate
+	}
+}
+
+// listenerState is what one listener's connections share.
+type listenerState struct {
+	opts ListenerOptions
+	// h2 and base are the HTTP/2 server and the http.Server it is bound
+	// to: shutting base down sends GOAWAY on every HTTP/2 connection.
+	h2   *http2.Server
+	base *http.Server
+}
+
+func newListenerState(o *ListenerOptions, errLog *slog.Logger) *listenerState {
+	ls := &listenerState{}
+	if o != nil {
+		ls.opts = *o
+	}
+	l := &ls.opts.H2
+	l.fill()
+	ls.h2 = &http2.Server{
+		MaxConcurrentStreams:         l.MaxConcurrentStreams,
+		MaxReadFrameSize:             l.MaxReadFrameSize,
+		MaxUploadBufferPerStream:     l.StreamWindow,
+		MaxUploadBufferPerConnection: l.ConnWindow,
+		IdleTimeout:                  l.IdleTimeout,
+	}
+	// x/net stops decoding a header list at 4× Weir's limit (answering
+	// 431 on its own); lists between 1× and 4× reach the front end, which
+	// answers 431 and charges the glitch budget, so that a stream of
+	// HPACK bombs ends the connection.
+	ls.base = &http.Server{MaxHeaderBytes: int(4 * l.MaxHeaderListSize),
+		ErrorLog: slog.NewLogLogger(errLog.Handler(), slog.LevelDebug)}
+	_ = http2.ConfigureServer(ls.base, ls.h2)
+	return ls
+}
+
+// h2Front serves the streams of one HTTP/2 connection (and, with proto
+// 3, the requests of an HTTP/3 listener) through the general path.
+type h2Front struct {
+	srv           *Server
+	client, local netip.AddrPort
+	tls           bool
+	proto         int
+	altSvc        string
+	guard         *h2Guard
+	tlsInfo       *TLSInfo
+	maxHeader     int
+}
+
+var sessPool = sync.Pool{New: func() any { return new(Session) }}
+
+func (f *h2Front) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	h := f.srv.handler.Load()
+	s := sessPool.Get().(*Session)
+	s.reset()
+	defer func() {
+		s.reset()
+		s.ds = nil
+		sessPool.Put(s)
+	}()
+	s.Client, s.Local, s.TLS, s.TLSInfo = f.client, f.local, f.tls, f.tlsInfo
+	if f.proto == 3 {
+		s.Client, _ = netip.ParseAddrPort(r.RemoteAddr)
+	}
+	s.Start = time.Now()
+	d := &httpDown{w: w, r: r, altSvc: f.altSvc}
+	s.ds = d
+	req := &s.Req
+	req.Method = message.S(r.Method)
+	req.Target = message.S(r.RequestURI)
+	req.Path = req.Target
+	req.Authority = message.S(r.Host)
+	req.Scheme = "http"
+	if f.tls {
+		req.Scheme = "https"
+	}
+	req.ProtoMajor, req.ProtoMinor = f.proto, 0
+	size := 0
+	for k, vs := range r.Header {
+		for _, v := range vs {
+			req.Header.Add(message.S(k), message.S(v))
+			size += len(k) + len(v) + 32
+		}
+	}
+	switch {
+	case r.ContentLength > 0:
+		req.ContentLength = r.ContentLength
+	case r.ContentLength < 0:
+		req.ContentLength = -1
+	case r.Body != nil && r.Body != http.NoBody && f.proto == 3:
+		// HTTP/3 gives 0 for a body without content-length; a body
+		// that is really empty ends at once.
+		req.ContentLength = -1
+	}
+	if f.maxHeader > 0 && size > f.maxHeader {
+		if f.guard != nil {
+			f.guard.charge(glitchHeaderList)
+		}
+		failDown(h, s, d, &StatusError{Status: 431, Msg: "request header fields too large"})
+		s.End = time.Now()
+		h.Chain.runLog(s)
+		return
+	}
+	h.serveStream(s, d)
+}
+
+// httpDown is one HTTP/2 or HTTP/3 stream as the general path's client
+// side.
+type httpDown struct {
+	w       http.ResponseWriter
+	r       *http.Request
+	altSvc  string
+	wrote   bool
+	noBody  bool
+	trailer message.Header
+	rc      *http.ResponseController
+}
+
+func (d *httpDown) readBody(p []byte) (int, error) { return d.r.Body.Read(p) }
+func (d *httpDown) abortBody()                     { _ = d.r.Body.Close() }
+func (d *httpDown) started() bool                  { return d.wrote }
+
+func (d *httpDown) reqTrailer() *message.Header {
+	if len(d.r.Trailer) == 0 {
+		return nil
+	}
+	d.trailer.Reset()
+	fromHTTPHeader(&d.trailer, d.r.Trailer)
+	return &d.trailer
+}
+
+// connectionSpecific are the fields HTTP/2 and HTTP/3 forbid (RFC 9113
+// 8.2.2); hop-by-hop removal has taken most, this catches the rest.
+func connectionSpecific(name []byte) bool {
+	for _, n := range [...]string{"Connection", "Keep-Alive", "Proxy-Connection", "Transfer-Encoding", "Upgrade"} {
+		if message.EqualFold(name, n) {
+			return true
+		}
+	}
+	return false
+}
+
+func (d *httpDown) writeHead(s *Session, resp *message.Response, length int64) error {
+	hd := d.w.Header()
+	st := resp.Status
+	d.noBody = s.Req.IsMethod("HEAD") || st < 200 || st == 204 || st == 304
+	for _, f := range resp.Header.Fields {
+		if connectionSpecific(f.Name) || (!d.noBody && message.EqualFold(f.Name, "Content-Length")) {
+			continue
+		}
+		k := http.CanonicalHeaderKey(string(f.Name))
+		hd[k] = append(hd[k], string(f.Value))
+	}
+	if !d.noBody && length >= 0 {
+		hd["Content-Length"] = []string{strconv.FormatInt(length, 10)}
+	}
+	if d.altSvc != "" {
+		hd["Alt-Svc"] = []string{d.altSvc}
+	}
+	d.w.WriteHeader(st)
+	d.wrote = true
+	return nil
+}
+
+func (d *httpDown) writeBody(p []byte) error {
+	if d.noBody {
+		return nil
+	}
+	if _, err := d.w.Write(p); err != nil {
+		return err
+	}
+	if d.rc == nil {
+		d.rc = http.NewResponseController(d.w)
+	}
+	return d.rc.Flush()
+}
+
+func (d *httpDown) finish(trailer *message.Header) error {
+	if trailer == nil {
+		return nil
+	}
+	hd := d.w.Header()
+	for _, f := range trailer.Fields {
+		k := http.TrailerPrefix + http.CanonicalHeaderKey(string(f.Name))
+		hd[k] = append(hd[k], string(f.Value))
+	}
+	return nil
+}
+
+// serveH2 serves an HTTP/2 connection until it ends.
+func (c *conn) serveH2(nc net.Conn) {
+	ls := c.ls
+	l := &ls.opts.H2
+	g := newH2Guard(nc, l.GlitchBudget, l.GlitchRate)
+	f := &h2Front{srv: c.srv, client: c.client, local: c.local, tls: c.tls, proto: 2,
+		altSvc: ls.opts.AltSvc, guard: g, tlsInfo: c.tlsInfo, maxHeader: int(l.MaxHeaderListSize)}
+	hs := *ls.h2
+	hs.CountError = func(string) { g.charge(glitchProtocolError) }
+	hs.ServeConn(g.guarded(), &http2.ServeConnOpts{Handler: f, BaseConfig: ls.base})
+}

@@ -1,0 +1,374 @@
+package proxy
+
+import (
+	"bytes"
+	"context"
+	"crypto/tls"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"golang.org/x/net/http2"
+	"golang.org/x/net/http2/hpack"
+
+	"github.com/weirproxy/weir/internal/testcert"
+	"github.com/weirproxy/weir/upstream"
+)
+
+// h2Client returns a client that speaks only HTTP/2: over TLS with
+// config tc, or cleartext with prior knowledge when tc is nil.
+func h2Client(tc *tls.Config) *http.Client {
+	p := new(http.Protocols)
+	if tc != nil {
+		p.SetHTTP2(true)
+	} else {
+		p.SetUnencryptedHTTP2(true)
+	}
+	return &http.Client{Transport: &http.Transport{Protocols: p, TLSClientConfig: tc, ForceAttemptHTTP2: true}}
+}
+
+// startFront starts an engine on loopback with listener options lo that
+// sends every request to g.
+func startFront(tb testing.TB, lo *ListenerOptions, g *upstream.Group) (string, *Server) {
+	tb.Helper()
+	r := &Route{Name: "all", Upstream: g}
+	h := &Handler{Router: RouterFunc(func(*Session) *Route { return r }),
+		ErrorLog: slog.New(slog.NewTextHandler(io.Discard, nil))}
+	srv := NewServer(h)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		tb.Fatal(err)
+	}
+	go srv.ServeListener(ln, lo)
+	tb.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		srv.Shutdown(ctx)
+		g.Close()
+	})
+	return ln.Addr().String(), srv
+}
+
+// group returns a round-robin group over addrs speaking proto.
+func group(tb testing.TB, proto upstream.Proto, addrs ...string) *upstream.Group {
+	peers := make([]*upstream.Peer, len(addrs))
+	for i, a := range addrs {
+		peers[i] = upstream.NewPeer(a, 1, i, upstream.PoolOptions{})
+	}
+	bal, err := upstream.NewBalancer("round_robin", peers)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	g := &upstream.Group{Name: "test", Peers: peers, Balancer: bal, Retries: 1, Proto: proto,
+		Timeouts: upstream.Timeouts{Connect: time.Second, ResponseHeader: 5 * time.Second, Idle: 5 * time.Second}}
+	if proto == upstream.ProtoH2 {
+		g.H2 = upstream.NewH2Transport(upstream.H2Options{})
+	}
+	return g
+}
+
+// echoOrigin answers with the protocol it saw and echoes the body.
+func echoOrigin(tb testing.TB, h2c bool) string {
+	tb.Helper()
+	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("X-Proto", r.Proto)
+		w.Header().Set("X-Host", r.Host)
+		w.Header().Set("Trailer", "X-Sum")
+		n, _ := io.Copy(w, r.Body)
+		w.Header().Set("X-Sum", fmt.Sprint(n))
+	})}
+	if h2c {
+		srv.Protocols = new(http.Protocols)
+		srv.Protocols.SetUnencryptedHTTP2(true)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		tb.Fatal(err)
+	}
+	go srv.Serve(ln)
+	tb.Cleanup(func() { srv.Close() })
+	return ln.Addr().String()
+}
+
+func TestH2OverTLSToHTTP1Origin(t *testing.T) {
+	origin := echoOrigin(t, false)
+	stls, ctls := testcert.TLSPair(t, []string{"h2", "http/1.1"}, "weir.test")
+	addr, _ := startFront(t, &ListenerOptions{TLS: stls}, group(t, upstream.ProtoHTTP1, origin))
+
+	c := h2Client(ctls)
+	body := bytes.Repeat([]byte("0123456789abcdef"), 64<<10) // 1 MiB
+	resp, err := c.Post("https://"+addr+"/up", "application/octet-stream", bytes.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if err != nil || resp.ProtoMajor != 2 || !bytes.Equal(got, body) {
+		t.Fatalf("proto %d, err %v, body %d bytes (want %d)", resp.ProtoMajor, err, len(got), len(body))
+	}
+	if p := resp.Header.Get("X-Proto"); p != "HTTP/1.1" {
+		t.Errorf("origin saw %q, want HTTP/1.1", p)
+	}
+	if h := resp.Header.Get("X-Host"); h != addr {
+		t.Errorf("origin saw Host %q, want %q", h, addr)
+	}
+	if s := resp.Trailer.Get("X-Sum"); s != fmt.Sprint(len(body)) {
+		t.Errorf("trailer X-Sum = %q", s)
+	}
+
+	// The same listener still speaks HTTP/1.1 to clients that ask for it.
+	c1tls := ctls.Clone()
+	c1tls.NextProtos = []string{"http/1.1"}
+	c1 := &http.Client{Transport: &http.Transport{TLSClientConfig: c1tls}}
+	resp, err = c1.Get("https://" + addr + "/h1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.ProtoMajor != 1 || resp.StatusCode != 200 {
+		t.Fatalf("HTTP/1.1 over TLS: %s %d", resp.Proto, resp.StatusCode)
+	}
+}
+
+func TestH2CPriorKnowledge(t *testing.T) {
+	origin := echoOrigin(t, false)
+	addr, _ := startFront(t, &ListenerOptions{H2C: true}, group(t, upstream.ProtoHTTP1, origin))
+	c := h2Client(nil)
+	resp, err := c.Post("http://"+addr+"/x", "text/plain", strings.NewReader("hello"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.ProtoMajor != 2 || string(b) != "hello" {
+		t.Fatalf("h2c: %s %q", resp.Proto, b)
+	}
+	// HTTP/1.1 on the same port is unaffected.
+	resp, err = http.Get("http://" + addr + "/y")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.ProtoMajor != 1 || resp.StatusCode != 200 {
+		t.Fatalf("HTTP/1.1 next to h2c: %s %d", resp.Proto, resp.StatusCode)
+	}
+}
+
+func TestHTTP1ClientToH2COrigin(t *testing.T) {
+	origin := echoOrigin(t, true)
+	addr, _ := startFront(t, nil, group(t, upstream.ProtoH2, origin))
+	resp, err := http.Post("http://"+addr+"/x", "text/plain", strings.NewReader("over h2"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if string(b) != "over h2" || resp.Header.Get("X-Proto") != "HTTP/2.0" {
+		t.Fatalf("body %q, origin proto %q", b, resp.Header.Get("X-Proto"))
+	}
+	if s := resp.Trailer.Get("X-Sum"); s != "7" {
+		t.Errorf("trailer X-Sum = %q, want 7", s)
+	}
+	// Keep-alive holds across general-path requests.
+	resp, err = http.Get("http://" + addr + "/again")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+}
+
+// Many concurrent HTTP/2 client requests share few upstream HTTP/2
+// connections.
+func TestH2Multiplexing(t *testing.T) {
+	origin := echoOrigin(t, true)
+	g := group(t, upstream.ProtoH2, origin)
+	stls, ctls := testcert.TLSPair(t, []string{"h2"}, "weir.test")
+	addr, _ := startFront(t, &ListenerOptions{TLS: stls}, g)
+	c := h2Client(ctls)
+	// One request first: concurrent requests that find no connection at
+	// all may each dial one; once one is up they share it.
+	resp, err := c.Get("https://" + addr + "/warm")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	const n = 200
+	var wg sync.WaitGroup
+	errs := make(chan error, n)
+	for i := range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			resp, err := c.Post("https://"+addr+"/", "text/plain", strings.NewReader(fmt.Sprint(i)))
+			if err != nil {
+				errs <- err
+				return
+			}
+			b, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if string(b) != fmt.Sprint(i) {
+				errs <- fmt.Errorf("request %d got %q", i, b)
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Fatal(err)
+	}
+	if d := g.H2.Dialed(); d < 1 || d > 3 {
+		t.Fatalf("%d requests used %d upstream connections; want 1..3", n, d)
+	}
+	t.Logf("%d requests over %d upstream HTTP/2 connection(s)", n, g.H2.Dialed())
+}
+
+// h2Raw opens a raw HTTP/2 connection (h2c prior knowledge) and returns a
+// framer on it after the settings exchange.
+func h2Raw(t *testing.T, addr string) (net.Conn, *http2.Framer) {
+	t.Helper()
+	nc, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { nc.Close() })
+	if _, err := io.WriteString(nc, http2.ClientPreface); err != nil {
+		t.Fatal(err)
+	}
+	fr := http2.NewFramer(nc, nc)
+	if err := fr.WriteSettings(); err != nil {
+		t.Fatal(err)
+	}
+	return nc, fr
+}
+
+// expectGoAway reads frames until GOAWAY or the connection closes.
+func expectGoAway(t *testing.T, nc net.Conn, fr *http2.Framer) {
+	t.Helper()
+	_ = nc.SetReadDeadline(time.Now().Add(10 * time.Second))
+	for {
+		f, err := fr.ReadFrame()
+		if err != nil {
+			t.Logf("connection closed: %v", err)
+			return
+		}
+		if ga, ok := f.(*http2.GoAwayFrame); ok {
+			t.Logf("GOAWAY %v", ga.ErrCode)
+			return
+		}
+	}
+}
+
+func headerBlock(t *testing.T, extra ...string) []byte {
+	var b bytes.Buffer
+	e := hpack.NewEncoder(&b)
+	for _, kv := range [][2]string{{":method", "GET"}, {":scheme", "http"}, {":authority", "weir.test"}, {":path", "/"}} {
+		e.WriteField(hpack.HeaderField{Name: kv[0], Value: kv[1]})
+	}
+	for i := 0; i+1 < len(extra); i += 2 {
+		e.WriteField(hpack.HeaderField{Name: extra[i], Value: extra[i+1]})
+	}
+	return b.Bytes()
+}
+
+// floodCase sends a flood on a raw connection; the connection must end
+// in GOAWAY or a close while a well-behaved client keeps being served.
+func floodCase(t *testing.T, flood func(fr *http2.Framer) error) {
+	origin := echoOrigin(t, false)
+	addr, _ := startFront(t, &ListenerOptions{H2C: true}, group(t, upstream.ProtoHTTP1, origin))
+	nc, fr := h2Raw(t, addr)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		expectGoAway(t, nc, fr)
+	}()
+	deadline := time.Now().Add(10 * time.Second)
+	for time.Now().Before(deadline) {
+		if err := flood(fr); err != nil {
+			break // the server closed the connection
+		}
+		select {
+		case <-done:
+			deadline = time.Time{}
+		default:
+		}
+	}
+	<-done
+	// Others are still served.
+	c := h2Client(nil)
+	resp, err := c.Get("http://" + addr + "/after")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 200 {
+		t.Fatalf("after the flood: %d", resp.StatusCode)
+	}
+}
+
+func TestH2FloodRapidReset(t *testing.T) {
+	id := uint32(1)
+	floodCase(t, func(fr *http2.Framer) error {
+		if err := fr.WriteHeaders(http2.HeadersFrameParam{StreamID: id, BlockFragment: headerBlock(t), EndHeaders: true, EndStream: true}); err != nil {
+			return err
+		}
+		err := fr.WriteRSTStream(id, http2.ErrCodeCancel)
+		id += 2
+		return err
+	})
+}
+
+func TestH2FloodPing(t *testing.T) {
+	floodCase(t, func(fr *http2.Framer) error { return fr.WritePing(false, [8]byte{1}) })
+}
+
+func TestH2FloodSettings(t *testing.T) {
+	floodCase(t, func(fr *http2.Framer) error { return fr.WriteSettings() })
+}
+
+func TestH2FloodEmptyData(t *testing.T) {
+	first := true
+	floodCase(t, func(fr *http2.Framer) error {
+		if first {
+			first = false
+			return fr.WriteHeaders(http2.HeadersFrameParam{StreamID: 1, BlockFragment: headerBlock(t), EndHeaders: true})
+		}
+		return fr.WriteData(1, false, nil)
+	})
+}
+
+func TestH2FloodContinuation(t *testing.T) {
+	first := true
+	floodCase(t, func(fr *http2.Framer) error {
+		if first {
+			first = false
+			return fr.WriteHeaders(http2.HeadersFrameParam{StreamID: 1, BlockFragment: headerBlock(t)})
+		}
+		return fr.WriteContinuation(1, false, headerBlock(t, "x-a", "b")[:1])
+	})
+}
+
+func TestH2FloodHPACKBomb(t *testing.T) {
+	// One 4 KiB field in the dynamic table, then streams that refer to
+	// it over and over: tiny on the wire, huge once decoded.
+	id := uint32(1)
+	floodCase(t, func(fr *http2.Framer) error {
+		var b bytes.Buffer
+		e := hpack.NewEncoder(&b)
+		for _, kv := range [][2]string{{":method", "GET"}, {":scheme", "http"}, {":authority", "weir.test"}, {":path", "/"}} {
+			e.WriteField(hpack.HeaderField{Name: kv[0], Value: kv[1]})
+		}
+		e.WriteField(hpack.HeaderField{Name: "x-bomb", Value: strings.Repeat("a", 4000)})
+		block := b.Bytes()
+		// 62 is the first dynamic table entry (RFC 7541 2.3.3).
+		block = append(block, bytes.Repeat([]byte{0x80 | 62}, 60)...)
+		err := fr.WriteHeaders(http2.HeadersFrameParam{StreamID: id, BlockFragment: block, EndHeaders: true, EndStream: true})
+		id += 2
+		return err
+	})
+}
