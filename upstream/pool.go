@@ -3,8 +3,8 @@ package upstream
 import (
 	"context"
 	"crypto/tls"
-	"fmt"
 	"errors"
+	"fmt"
 	"net"
 	"sync"
 	"sync/atomic"
