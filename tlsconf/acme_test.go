@@ -5,6 +5,7 @@ import (
 	"crypto/tls"
 	"encoding/json"
 	"net"
+	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -180,6 +181,11 @@ func TestACMEWithPebble(t *testing.T) {
 		if st.NegotiatedProtocol != "http/1.1" {
 			t.Errorf("negotiated %q", st.NegotiatedProtocol)
 		}
+	}
+	// Requests that are not ACME challenges are left to the caller.
+	rec := httptest.NewRecorder()
+	if a.HandleHTTPChallenge(rec, httptest.NewRequest("GET", "http://weir.example.com/", nil)) {
+		t.Error("HandleHTTPChallenge answered a plain request")
 	}
 	a.Close()
 

@@ -262,3 +262,25 @@ func TestClientKey(t *testing.T) {
 		seen[k] = name
 	}
 }
+
+func TestSelfSigned(t *testing.T) {
+	c, k := selfSigned(t)
+	cert, err := tls.X509KeyPair(c, k)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := cert.Leaf.DNSNames; len(got) != 1 || got[0] != "localhost" {
+		t.Errorf("no names: DNS names %v, want [localhost]", got)
+	}
+	c, k = selfSigned(t, "a.test", "127.0.0.1", "::1", "*.b.test")
+	cert, err = tls.X509KeyPair(c, k)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if l := cert.Leaf; len(l.IPAddresses) != 2 || strings.Join(l.DNSNames, ",") != "a.test,*.b.test" || l.Subject.CommonName != "a.test" {
+		t.Errorf("names: DNS %v IP %v CN %q", l.DNSNames, l.IPAddresses, l.Subject.CommonName)
+	}
+	if err := cert.Leaf.VerifyHostname("x.b.test"); err != nil {
+		t.Errorf("wildcard name: %v", err)
+	}
+}

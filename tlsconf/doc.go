@@ -22,7 +22,10 @@
 // certificate they started with. A replacement that cannot be used (bad
 // PEM, a key that does not match its certificate, a file that cannot be
 // read) leaves the previous certificate in service and is reported through
-// [ServerOptions.OnReload].
+// [ServerOptions.OnReload]; a file modified in the last two seconds is
+// first given that long to be completed, so a deploy tool that writes the
+// key and then the certificate causes no report. [Server.Reload] checks at
+// once, for a reload signal.
 //
 // # Defaults
 //

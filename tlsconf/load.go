@@ -148,13 +148,14 @@ func parseKeyPair(certFile, keyFile string, certPEM, keyPEM []byte) (*tls.Certif
 	return &tls.Certificate{Certificate: ders, PrivateKey: key, Leaf: certs[0]}, nil
 }
 
-// pairSum hashes a pair's file contents, to tell a real change from a
-// rewrite of the same bytes.
-func pairSum(certPEM, keyPEM []byte) [sha256.Size]byte {
+// sumOf hashes the contents of a set of files, to tell a real change
+// from a rewrite of the same bytes.
+func sumOf(contents [][]byte) [sha256.Size]byte {
 	h := sha256.New()
-	fmt.Fprintf(h, "%d:", len(certPEM))
-	h.Write(certPEM)
-	h.Write(keyPEM)
+	for _, b := range contents {
+		fmt.Fprintf(h, "%d:", len(b))
+		h.Write(b)
+	}
 	var s [sha256.Size]byte
 	h.Sum(s[:0])
 	return s

@@ -65,7 +65,10 @@ type ServerOptions struct {
 	ClientAuth string
 
 	// ClientCAFile is a PEM file of the CA certificates client
-	// certificates must chain to. Required by the verifying modes.
+	// certificates must chain to. Required by the verifying modes. When
+	// it changes, new handshakes verify against the new CAs; a client
+	// resuming an earlier session keeps the identity verified then, as
+	// session resumption skips certificates.
 	ClientCAFile string
 
 	// MinVersion is "1.2" (DefaultMinVersion, when empty) or "1.3".
@@ -83,8 +86,11 @@ type ServerOptions struct {
 	// OnReload, when set, is called after every check that found a
 	// changed file: with nil when every changed file was loaded, or with
 	// an error naming each file that could not be used (their previous
-	// contents stay in service). It is called from the checking goroutine,
-	// one call at a time, and must not call Close.
+	// contents stay in service). A periodic check gives a file that was
+	// modified in the last two seconds time to be completed before it
+	// reports it unusable; Reload reports at once. Each unusable version
+	// of a file is reported once. Calls come one at a time, from the
+	// checking goroutine or from Reload, and must not call Reload or Close.
 	OnReload func(err error)
 }
 
@@ -110,44 +116,32 @@ type CertInfo struct {
 // keeps its certificates current with the files on disk. Create one with
 // NewServer; it is safe for concurrent use.
 type Server struct {
-	opts     ServerOptions
-	authMode tls.ClientAuthType
-	base     *tls.Config // template of every per-handshake config
-	outer    *tls.Config // what TLSConfig returns
-	cur      atomic.Pointer[snapshot]
+	opts  ServerOptions
+	base  *tls.Config // template of every per-handshake config
+	outer *tls.Config // what TLSConfig returns
+	cur   atomic.Pointer[snapshot]
 
 	mu    sync.Mutex // serializes checks; guards pairs and ca
 	pairs []*pairState
-	ca    fileState
+	ca    caState
 
 	stop      chan struct{}
 	done      chan struct{}
 	closeOnce sync.Once
 }
 
-// pairState tracks one configured pair and the version of its files in
-// service.
+// pairState is one configured pair and the certificate in service.
 type pairState struct {
-	files      CertFiles
-	names      []string // explicit names, normalized; nil: from the certificate
-	cert       *tls.Certificate
-	certStamp  stamp
-	keyStamp   stamp
-	sum        [sha256.Size]byte // of the files in service
-	badSum     [sha256.Size]byte // of the last contents found unusable
-	hasBad     bool
-	lastReport string // the last error reported for this pair
+	files CertFiles
+	names []string // explicit names, normalized; nil: from the certificate
+	cert  *tls.Certificate
+	w     watch
 }
 
-// fileState tracks the client CA file.
-type fileState struct {
-	path       string
-	pool       *x509.CertPool
-	stamp      stamp
-	sum        [sha256.Size]byte
-	badSum     [sha256.Size]byte
-	hasBad     bool
-	lastReport string
+// caState is the client CA file and the pool in service.
+type caState struct {
+	pool *x509.CertPool
+	w    watch
 }
 
 // snapshot is one immutable generation of what handshakes use.
@@ -189,10 +183,9 @@ func NewServer(opts ServerOptions) (*Server, error) {
 	opts.ALPN = append([]string(nil), opts.ALPN...)
 
 	s := &Server{
-		opts:     opts,
-		authMode: mode,
-		stop:     make(chan struct{}),
-		done:     make(chan struct{}),
+		opts: opts,
+		stop: make(chan struct{}),
+		done: make(chan struct{}),
 	}
 	var errs []error
 	for i, cf := range opts.Certs {
@@ -200,7 +193,7 @@ func NewServer(opts ServerOptions) (*Server, error) {
 			errs = append(errs, errorf("certificate %d: both a certificate file and a key file are needed", i+1))
 			continue
 		}
-		p := &pairState{files: cf}
+		p := &pairState{files: cf, w: watch{paths: []string{cf.CertFile, cf.KeyFile}}}
 		for _, n := range cf.Names {
 			nn, err := normalizeServeName(n)
 			if err != nil {
@@ -209,14 +202,14 @@ func NewServer(opts ServerOptions) (*Server, error) {
 			}
 			p.names = append(p.names, nn)
 		}
-		if _, err := s.checkPair(p, true); err != nil {
+		if _, err := s.checkPair(p, checkAll); err != nil {
 			errs = append(errs, err)
 		}
 		s.pairs = append(s.pairs, p)
 	}
 	if opts.ClientCAFile != "" {
-		s.ca.path = opts.ClientCAFile
-		if _, err := s.checkCA(true); err != nil {
+		s.ca.w.paths = []string{opts.ClientCAFile}
+		if _, err := s.checkCA(checkAll); err != nil {
 			errs = append(errs, err)
 		}
 	}
@@ -301,7 +294,7 @@ func (s *Server) Certificates() []CertInfo {
 // calls when a file changed). Files that did not change are not read
 // again.
 func (s *Server) Reload() error {
-	return s.check()
+	return s.check(checkNow)
 }
 
 // Close stops the periodic checks and waits for a running check to end.
@@ -324,27 +317,27 @@ func (s *Server) poll(interval time.Duration) {
 		case <-s.stop:
 			return
 		case <-t.C:
-			s.check()
+			s.check(checkSettle)
 		}
 	}
 }
 
 // check looks at every file, loads what changed, publishes a new snapshot
 // if anything changed, and reports to OnReload.
-func (s *Server) check() error {
+func (s *Server) check(mode checkMode) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	changed := false
 	var errs []error
 	for _, p := range s.pairs {
-		c, err := s.checkPair(p, false)
+		c, err := s.checkPair(p, mode)
 		changed = changed || c
 		if err != nil {
 			errs = append(errs, err)
 		}
 	}
-	if s.ca.path != "" {
-		c, err := s.checkCA(false)
+	if s.ca.w.paths != nil {
+		c, err := s.checkCA(mode)
 		changed = changed || c
 		if err != nil {
 			errs = append(errs, err)
@@ -360,84 +353,127 @@ func (s *Server) check() error {
 	return err
 }
 
-// checkPair loads a pair's files again if they changed. It reports whether
-// a new certificate went into service, and an error only the first time
+// checkMode says how a check treats files.
+type checkMode int
+
+const (
+	// checkAll reads every file whatever its stamp (at startup).
+	checkAll checkMode = iota
+	// checkNow reads changed files and reports any problem at once (an
+	// explicit Reload).
+	checkNow
+	// checkSettle is checkNow, except that unusable contents modified
+	// less than settleWindow ago are not reported yet (a periodic check).
+	checkSettle
+)
+
+// settleWindow is how long after its last modification an unusable file
+// is left to its writer before a periodic check reports it. A deploy tool
+// that writes the key and then the certificate leaves a mismatched pair
+// for a moment; that moment is not worth an error in the log. The file is
+// read again at every check until it is usable or the window has passed.
+var settleWindow = 2 * time.Second
+
+// watch follows the files behind one loaded value (a certificate pair, or
+// the client CA pool).
+type watch struct {
+	paths      []string
+	stamps     []stamp           // nil: read at the next check
+	sum        [sha256.Size]byte // of the contents in service
+	loaded     bool
+	badSum     [sha256.Size]byte // of the last contents found unusable
+	hasBad     bool
+	lastReport string // the last error reported
+}
+
+// check reads the files again if they changed and hands their contents to
+// load, which puts them in service or returns why it cannot. It reports
+// whether new contents went into service, and an error only the first time
 // given unusable contents are seen, so a broken file is reported once, not
-// at every check. With force the files are read whatever their stamps.
-func (s *Server) checkPair(p *pairState, force bool) (bool, error) {
-	cs := statFile(p.files.CertFile)
-	ks := statFile(p.files.KeyFile)
-	if !force && cs.unchanged(p.certStamp) && ks.unchanged(p.keyStamp) {
+// at every check.
+func (w *watch) check(mode checkMode, load func(contents [][]byte) error) (bool, error) {
+	stamps := make([]stamp, len(w.paths))
+	same := mode != checkAll && len(w.stamps) == len(w.paths)
+	for i, p := range w.paths {
+		stamps[i] = statFile(p)
+		if same && !stamps[i].unchanged(w.stamps[i]) {
+			same = false
+		}
+	}
+	if same {
 		return false, nil
 	}
-	p.certStamp, p.keyStamp = cs, ks
-	fail := func(err error) (bool, error) {
-		if err.Error() == p.lastReport {
+	w.stamps = stamps
+	contents := make([][]byte, len(w.paths))
+	for i, p := range w.paths {
+		b, err := readFile(p)
+		if err != nil {
+			return w.fail(err)
+		}
+		contents[i] = b
+	}
+	sum := sumOf(contents)
+	if w.loaded && sum == w.sum {
+		w.lastReport = ""
+		return false, nil
+	}
+	if w.hasBad && sum == w.badSum {
+		return false, nil
+	}
+	if err := load(contents); err != nil {
+		if mode == checkSettle && settling(stamps) {
+			w.stamps = nil
 			return false, nil
 		}
-		p.lastReport = err.Error()
-		return false, err
+		w.badSum, w.hasBad = sum, true
+		return w.fail(err)
 	}
-	certPEM, err := readFile(p.files.CertFile)
-	if err != nil {
-		return fail(err)
-	}
-	keyPEM, err := readFile(p.files.KeyFile)
-	if err != nil {
-		return fail(err)
-	}
-	sum := pairSum(certPEM, keyPEM)
-	if p.cert != nil && sum == p.sum {
-		p.lastReport = ""
-		return false, nil
-	}
-	if p.hasBad && sum == p.badSum {
-		return false, nil
-	}
-	c, err := parseKeyPair(p.files.CertFile, p.files.KeyFile, certPEM, keyPEM)
-	if err != nil {
-		p.badSum, p.hasBad = sum, true
-		return fail(err)
-	}
-	p.cert, p.sum, p.hasBad, p.lastReport = c, sum, false, ""
+	w.sum, w.loaded, w.hasBad, w.lastReport = sum, true, false, ""
 	return true, nil
 }
 
-// checkCA loads the client CA file again if it changed, with the same
-// rules as checkPair.
-func (s *Server) checkCA(force bool) (bool, error) {
-	f := &s.ca
-	st := statFile(f.path)
-	if !force && st.unchanged(f.stamp) {
+// fail returns err unless it is the one reported last.
+func (w *watch) fail(err error) (bool, error) {
+	if err.Error() == w.lastReport {
 		return false, nil
 	}
-	f.stamp = st
-	fail := func(err error) (bool, error) {
-		if err.Error() == f.lastReport {
-			return false, nil
+	w.lastReport = err.Error()
+	return false, err
+}
+
+// settling reports whether any of the files was modified less than
+// settleWindow ago.
+func settling(stamps []stamp) bool {
+	for _, st := range stamps {
+		if st.fi != nil && time.Since(st.fi.ModTime()) < settleWindow {
+			return true
 		}
-		f.lastReport = err.Error()
-		return false, err
 	}
-	b, err := readFile(f.path)
-	if err != nil {
-		return fail(err)
-	}
-	sum := sha256.Sum256(b)
-	if f.pool != nil && sum == f.sum {
-		f.lastReport = ""
-		return false, nil
-	}
-	if f.hasBad && sum == f.badSum {
-		return false, nil
-	}
-	pool, err := parseCAPool(f.path, b)
-	if err != nil {
-		f.badSum, f.hasBad = sum, true
-		return fail(err)
-	}
-	f.pool, f.sum, f.hasBad, f.lastReport = pool, sum, false, ""
-	return true, nil
+	return false
+}
+
+// checkPair checks one pair's files; see watch.check.
+func (s *Server) checkPair(p *pairState, mode checkMode) (bool, error) {
+	return p.w.check(mode, func(c [][]byte) error {
+		cert, err := parseKeyPair(p.files.CertFile, p.files.KeyFile, c[0], c[1])
+		if err != nil {
+			return err
+		}
+		p.cert = cert
+		return nil
+	})
+}
+
+// checkCA checks the client CA file; see watch.check.
+func (s *Server) checkCA(mode checkMode) (bool, error) {
+	return s.ca.w.check(mode, func(c [][]byte) error {
+		pool, err := parseCAPool(s.ca.w.paths[0], c[0])
+		if err != nil {
+			return err
+		}
+		s.ca.pool = pool
+		return nil
+	})
 }
 
 // publish builds a snapshot from the pairs and CA pool in service and
@@ -585,10 +621,9 @@ const racyWindow = 2 * time.Second
 
 // stamp is what a check remembers of a file without reading it.
 type stamp struct {
-	fi    os.FileInfo // nil when the file could not be examined
-	err   string
-	racy  bool
-	valid bool
+	fi   os.FileInfo // nil when the file could not be examined
+	err  string
+	racy bool
 }
 
 // statFile stamps a file, following symlinks, so a swapped link counts as
@@ -596,15 +631,15 @@ type stamp struct {
 func statFile(path string) stamp {
 	fi, err := os.Stat(path)
 	if err != nil {
-		return stamp{err: err.Error(), valid: true}
+		return stamp{err: err.Error()}
 	}
-	return stamp{fi: fi, racy: time.Since(fi.ModTime()) < racyWindow, valid: true}
+	return stamp{fi: fi, racy: time.Since(fi.ModTime()) < racyWindow}
 }
 
 // unchanged reports whether a file stamped prev and now stamped s can be
 // taken as not changed without reading it.
 func (s stamp) unchanged(prev stamp) bool {
-	if !prev.valid || prev.racy {
+	if prev.racy {
 		return false
 	}
 	if s.fi == nil || prev.fi == nil {

@@ -1,6 +1,10 @@
 package tlsconf
 
 import (
+	"crypto"
+	"crypto/ecdsa"
+	"crypto/ed25519"
+	"crypto/elliptic"
 	"crypto/rand"
 	"crypto/rsa"
 	"crypto/tls"
@@ -465,6 +469,11 @@ func TestReloadOverwrite(t *testing.T) {
 	if names := f.server.Certificates()[0].Names; strings.Join(names, ",") != "b.test,a.test" {
 		t.Errorf("names after reload %v", names)
 	}
+	select {
+	case err := <-f.errs:
+		t.Errorf("a rotation writing the key, then the certificate, reported %v", err)
+	default:
+	}
 }
 
 func TestReloadRename(t *testing.T) {
@@ -638,5 +647,48 @@ func TestCloseStopsPolling(t *testing.T) {
 	case <-s.done:
 	default:
 		t.Fatal("poller still running after Close")
+	}
+}
+
+// TestKeyFormats loads keys in every accepted encoding.
+func TestKeyFormats(t *testing.T) {
+	dir := t.TempDir()
+	ecKey, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	sec1, _ := x509.MarshalECPrivateKey(ecKey)
+	_, edKey, _ := ed25519.GenerateKey(rand.Reader)
+	pk8, _ := x509.MarshalPKCS8PrivateKey(edKey)
+	for _, tc := range []struct {
+		name string
+		key  crypto.Signer
+		blk  *pem.Block
+	}{
+		{"sec1", ecKey, &pem.Block{Type: "EC PRIVATE KEY", Bytes: sec1}},
+		{"ed25519", edKey, &pem.Block{Type: "PRIVATE KEY", Bytes: pk8}},
+	} {
+		tmpl := &x509.Certificate{
+			SerialNumber: big.NewInt(1),
+			Subject:      pkix.Name{CommonName: tc.name + ".test"},
+			DNSNames:     []string{tc.name + ".test"},
+			NotBefore:    time.Now().Add(-time.Hour),
+			NotAfter:     time.Now().Add(time.Hour),
+		}
+		der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, tc.key.Public(), tc.key)
+		if err != nil {
+			t.Fatal(err)
+		}
+		p := writePair(t, dir, tc.name, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), pem.EncodeToMemory(tc.blk))
+		s := newServer(t, ServerOptions{Certs: []CertFiles{p}, ReloadInterval: -1})
+		// The outer config's GetCertificate serves callers that bypass
+		// GetConfigForClient.
+		c, err := s.TLSConfig().GetCertificate(&tls.ClientHelloInfo{ServerName: tc.name + ".test"})
+		if err != nil || c.Leaf.Subject.CommonName != tc.name+".test" {
+			t.Errorf("%s: got %v, %v", tc.name, c, err)
+		}
+	}
+	bad := writeFile(t, dir, "bad.key", pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: []byte{1}}))
+	c, _ := selfSigned(t, "x.test")
+	_, err := NewServer(ServerOptions{Certs: []CertFiles{{CertFile: writeFile(t, dir, "x.crt", c), KeyFile: bad}}})
+	if err == nil || !strings.Contains(err.Error(), bad+": private key cannot be parsed") {
+		t.Errorf("bad key: %v", err)
 	}
 }
