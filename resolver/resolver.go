@@ -39,7 +39,7 @@ const (
 	DefaultFailureTTL = time.Second
 
 	// DefaultMaxEntries bounds the cache: the number of names it holds.
-	// One entry is about 200 bytes plus its addresses.
+	// One entry takes about 300 bytes plus its addresses.
 	DefaultMaxEntries = 10000
 
 	// DefaultLookupTimeout bounds one query to the backend, retries and
