@@ -146,8 +146,9 @@ const (
 	H2ConnWindow   = 4 << 20
 
 	// H2MaxFrameSize is SETTINGS_MAX_FRAME_SIZE: the largest frame Weir
-	// reads. Key: listeners[].http2.max_frame_size.
-	H2MaxFrameSize = 1 << 20
+	// reads (16 KiB is the protocol's initial value; nginx and HAProxy
+	// keep it). Key: listeners[].http2.max_frame_size.
+	H2MaxFrameSize = 16 << 10
 
 	// H2GlitchBudget and H2GlitchRate form the flood budget of one
 	// connection: suspicious frames (RST_STREAM, PING, SETTINGS,

@@ -253,6 +253,13 @@ func (c *conn) readRequest(h *Handler) bool {
 			break
 		}
 		if err != http1.ErrIncomplete {
+			if c.requests == 0 && c.ls.opts.H2C {
+				// On an h2c listener the first bytes may have been meant
+				// as HTTP/2: RFC 9113 3.4 has an invalid preface end the
+				// connection without an answer.
+				h.ErrorLog.Debug("neither HTTP/1.1 nor the HTTP/2 preface; closing", "client", c.client, "err", err)
+				return false
+			}
 			c.badRequest(h, err)
 			return false
 		}

@@ -109,11 +109,10 @@ func newListenerState(o *ListenerOptions, errLog *slog.Logger) *listenerState {
 		MaxUploadBufferPerConnection: l.ConnWindow,
 		IdleTimeout:                  l.IdleTimeout,
 	}
-	// x/net stops decoding a header list at 4× Weir's limit (answering
-	// 431 on its own); lists between 1× and 4× reach the front end, which
-	// answers 431 and charges the glitch budget, so that a stream of
+	// x/net answers a header list over the limit with 431; the guard
+	// charges the connection's glitch budget for it, so that a stream of
 	// HPACK bombs ends the connection.
-	ls.base = &http.Server{MaxHeaderBytes: int(4 * l.MaxHeaderListSize),
+	ls.base = &http.Server{MaxHeaderBytes: int(l.MaxHeaderListSize),
 		ErrorLog: slog.NewLogLogger(errLog.Handler(), slog.LevelDebug)}
 	_ = http2.ConfigureServer(ls.base, ls.h2)
 	return ls
@@ -276,7 +275,7 @@ func (d *httpDown) finish(trailer *message.Header) error {
 func (c *conn) serveH2(nc net.Conn) {
 	ls := c.ls
 	l := &ls.opts.H2
-	g := newH2Guard(nc, l.GlitchBudget, l.GlitchRate)
+	g := newH2Guard(nc, l)
 	f := &h2Front{srv: c.srv, client: c.client, local: c.local, tls: c.tls, proto: 2,
 		altSvc: ls.opts.AltSvc, guard: g, tlsInfo: c.tlsInfo, maxHeader: int(l.MaxHeaderListSize)}
 	hs := *ls.h2
