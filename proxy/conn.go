@@ -339,6 +339,8 @@ func (c *conn) handle(h *Handler) bool {
 		c.fail(h, err)
 	} else if err := h.Chain.runRequest(s); err != nil {
 		c.fail(h, err)
+	} else if !s.responded && h.Connect != nil && req.IsMethod("CONNECT") {
+		c.connect(h, s)
 	} else if !s.responded {
 		if s.Route = h.Router.Route(s); s.Route == nil {
 			c.fail(h, errNoRoute)
@@ -361,6 +363,23 @@ var (
 	errExpect   = &StatusError{Status: 417, Msg: "only Expect: 100-continue is supported"}
 	errTooLarge = &StatusError{Status: 413, Msg: "request body too large"}
 )
+
+// connect hands a CONNECT request to the handler's ConnectHandler.
+func (c *conn) connect(h *Handler, s *Session) {
+	c.keepAlive = false
+	buffered := append([]byte(nil), c.in.Unread()...)
+	c.in.Consume(len(buffered))
+	c.bodyDone = true
+	_ = c.nc.SetDeadline(time.Time{})
+	c.rdl, c.wdl = time.Time{}, time.Time{}
+	if err := h.Connect.Connect(s, c.nc, buffered); err != nil {
+		if s.Status == 0 {
+			c.fail(h, err)
+		} else if s.Err == nil {
+			s.Err = err
+		}
+	}
+}
 
 // precheck applies the engine's own rules before any filter runs.
 func (c *conn) precheck(h *Handler) error {

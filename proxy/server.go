@@ -111,6 +111,19 @@ type Handler struct {
 	TrustForwarded bool
 	// ErrorLog receives engine errors (nil: slog.Default()).
 	ErrorLog *slog.Logger
+	// Connect, when set, takes CONNECT requests (a forward proxy's
+	// tunnels) after the handler chain's RequestFilters ran, instead of
+	// routing them. Without it, CONNECT is routed like any request.
+	Connect ConnectHandler
+}
+
+// ConnectHandler serves a CONNECT request. It owns the client connection
+// until it returns: it answers (a 2xx head, then the tunnel), and the
+// connection is closed afterwards. buffered holds bytes the client sent
+// after the request head. An error before anything was written is
+// answered like a filter's (a *StatusError gives its status).
+type ConnectHandler interface {
+	Connect(s *Session, client net.Conn, buffered []byte) error
 }
 
 // Prepare fills defaults. Server.SetHandler calls it.

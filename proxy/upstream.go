@@ -103,6 +103,13 @@ func (c *conn) proxy(h *Handler, s *Session) {
 		// peek; adversarial/TestResponseSplittingAcrossClients covers it.
 		up, err := p.Pool().Get(context.Background(), true)
 		if err != nil {
+			var se *StatusError
+			if errors.As(err, &se) {
+				// A dial hook's refusal (an egress policy): answered as
+				// it says, not held against the peer.
+				c.fail(h, se)
+				return
+			}
 			s.Err = &upstreamError{p.Addr, "connect", err}
 			if !errors.Is(err, upstream.ErrPoolFull) {
 				c.peerFailed(h, g, p)

@@ -29,6 +29,10 @@ type PoolOptions struct {
 	ConnectTimeout time.Duration
 	// BufferSize is the read buffer each connection owns (default 16 KiB).
 	BufferSize int
+	// Dial, when set, opens connections instead of a plain TCP dial of
+	// the peer address (a forward proxy's egress policy and source
+	// address go here). Its errors are returned by Get as they are.
+	Dial func(ctx context.Context, addr string) (net.Conn, error)
 	// TLS, when set, makes every connection a TLS client connection with
 	// this configuration (ServerName must be set: the peer's host or an
 	// override). The handshake counts toward ConnectTimeout.
@@ -117,7 +121,13 @@ func (p *Pool) Get(ctx context.Context, live bool) (*Conn, error) {
 		return nil, ErrPoolFull
 	}
 	p.open.Add(1)
-	nc, err := p.dialer.DialContext(ctx, "tcp", p.addr)
+	var nc net.Conn
+	var err error
+	if p.opts.Dial != nil {
+		nc, err = p.opts.Dial(ctx, p.addr)
+	} else {
+		nc, err = p.dialer.DialContext(ctx, "tcp", p.addr)
+	}
 	if err != nil {
 		p.open.Add(-1)
 		return nil, err
