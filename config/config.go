@@ -61,6 +61,161 @@ type Listener struct {
 	// ("127.0.0.1:8080", "[::1]:8080") or a host name. The port is a
 	// number from 1 to 65535. No two listeners may share an address.
 	Address string
+
+	// TLS terminates TLS on the listener (key tls); nil for a cleartext
+	// listener.
+	TLS *ListenerTLS
+
+	// HTTP2 says whether and how the listener speaks HTTP/2 (key http2).
+	HTTP2 HTTP2
+
+	// HTTP3 says whether the listener also serves HTTP/3 over QUIC, on
+	// the UDP port of the same number (key http3).
+	HTTP3 HTTP3
+}
+
+// ListenerTLS is a listener's TLS termination: certificates from files,
+// or obtained over ACME, never both.
+type ListenerTLS struct {
+	// Certificates are the certificate/key pairs served, picked by the
+	// server name (SNI) the client sends (key certificates). Empty when
+	// ACME is set.
+	Certificates []Certificate
+
+	// DefaultCertificate is the index in Certificates of the pair served
+	// to clients whose server name no pair serves, or that send none (key
+	// default_certificate; default 0, the first pair).
+	DefaultCertificate int
+
+	// ClientAuth asks clients for certificates (key client_auth): "none"
+	// (the default), "request", "require", "verify_if_given" or
+	// "require_and_verify"; the default is "require_and_verify" when
+	// ClientCA is set.
+	ClientAuth string
+
+	// ClientCA is the PEM file of the CAs client certificates must chain
+	// to (key client_ca), required by the verifying modes. Relative paths
+	// are resolved against the configuration file's directory.
+	ClientCA string
+
+	// MinVersion is the oldest TLS version accepted: "1.2" (the default)
+	// or "1.3" (key min_version).
+	MinVersion string
+
+	// ALPN lists the application protocols offered, most preferred first:
+	// "h2" and "http/1.1" (key alpn; default both, h2 first, or only
+	// "http/1.1" when http2 is disabled).
+	ALPN []string
+
+	// ReloadInterval is how often the certificate, key and client CA files
+	// are checked for changes; 0 means never (key reload_interval; default
+	// DefaultCertReloadInterval).
+	ReloadInterval time.Duration
+
+	// Fingerprint computes the JA3 and JA4 fingerprints of each client's
+	// TLS ClientHello, for filters to read (key fingerprint; default
+	// false).
+	Fingerprint bool
+
+	// ACME obtains and renews certificates automatically (key acme); nil
+	// when Certificates are used.
+	ACME *ACME
+}
+
+// DefaultCertReloadInterval is the default of ListenerTLS.ReloadInterval.
+const DefaultCertReloadInterval = 5 * time.Second
+
+// Certificate is one certificate/key pair of a TLS listener.
+type Certificate struct {
+	// Cert is the PEM file with the certificate, then any intermediates
+	// (key cert, required). Relative paths are resolved against the
+	// configuration file's directory.
+	Cert string
+
+	// Key is the PEM file with the certificate's unencrypted private key
+	// (key key, required), resolved like Cert.
+	Key string
+
+	// Names are the server names the pair serves; "*.example.com" serves
+	// any name one label under example.com (key names; default: the DNS
+	// names in the certificate). Stored in lower case.
+	Names []string
+}
+
+// ACME configures certificates obtained and renewed automatically from
+// an ACME certificate authority such as Let's Encrypt.
+type ACME struct {
+	// Email is the account's contact address (key email; may be empty).
+	Email string
+
+	// CA is the URL of the CA's ACME directory (key ca; default: Let's
+	// Encrypt's production directory).
+	CA string
+
+	// Domains are the names to obtain certificates for (key domains,
+	// required), in lower case.
+	Domains []string
+
+	// Storage is the directory where the account, certificates and keys
+	// are kept between runs (key storage, required), resolved like
+	// Certificate.Cert.
+	Storage string
+
+	// CARoot is a PEM file of the root the ACME directory's own HTTPS
+	// certificate chains to, for private CAs (key ca_root; default: the
+	// system roots).
+	CARoot string
+
+	// Agree accepts the CA's subscriber agreement (key agree, which must
+	// be true).
+	Agree bool
+}
+
+// HTTP2 configures HTTP/2 toward clients on one listener. The limits
+// also bound the listener's HTTP/3 connections.
+type HTTP2 struct {
+	// Enabled reports whether the listener speaks HTTP/2: over TLS when
+	// "h2" is offered through ALPN (key enabled; default true with tls),
+	// on a cleartext listener only with H2C.
+	Enabled bool
+
+	// H2C accepts cleartext HTTP/2 with prior knowledge on a cleartext
+	// listener (key h2c; default false).
+	H2C bool
+
+	// MaxConcurrentStreams bounds the streams one client connection may
+	// have open (key max_concurrent_streams; default
+	// limits.H2MaxConcurrentStreams).
+	MaxConcurrentStreams int
+
+	// MaxHeaderListSize bounds the decoded request head of one stream, in
+	// bytes (key max_header_list_size; default Limits.MaxHeaderBytes).
+	MaxHeaderListSize int
+
+	// StreamWindow and ConnectionWindow are the flow-control windows
+	// granted to a client for request bodies, per stream and per
+	// connection, in bytes (keys stream_window and connection_window;
+	// defaults limits.H2StreamWindow and limits.H2ConnWindow).
+	StreamWindow, ConnectionWindow int
+
+	// MaxFrameSize is the largest frame Weir reads, in bytes (key
+	// max_frame_size; default limits.H2MaxFrameSize).
+	MaxFrameSize int
+
+	// GlitchBudget and GlitchRate are a connection's flood budget: each
+	// suspicious frame costs points, points refill at GlitchRate per
+	// second up to GlitchBudget, and a connection that runs out is closed
+	// (keys glitch_budget and glitch_rate; defaults limits.H2GlitchBudget
+	// and limits.H2GlitchRate).
+	GlitchBudget, GlitchRate int
+}
+
+// HTTP3 configures HTTP/3 on one listener.
+type HTTP3 struct {
+	// Enabled serves HTTP/3 over QUIC on the UDP port with the listener's
+	// port number, and advertises it to TCP clients in an Alt-Svc header
+	// (key enabled; default false). It needs TLS.
+	Enabled bool
 }
 
 // Limits bounds what one client connection and its requests may use. Sizes
@@ -185,6 +340,11 @@ type Route struct {
 	// with an optional port.
 	SetHost string
 
+	// GRPCWeb translates gRPC-Web requests to gRPC for the upstream's
+	// HTTP/2 peers, and their responses back (key grpc_web; default
+	// false).
+	GRPCWeb bool
+
 	// AddRequestHeaders are header fields set on the request before it
 	// goes upstream, replacing fields of the same name (key
 	// request_headers.add, a mapping from field name to value).
@@ -246,6 +406,17 @@ type Upstream struct {
 	// N} for weights). No peer may appear twice.
 	Peers []Peer
 
+	// Scheme is the protocol spoken to every peer of the group, the
+	// scheme of their URLs: "http" (HTTP/1.1), "https" (HTTP/1.1 over
+	// TLS), "h2c" (cleartext HTTP/2 with prior knowledge) or "h2"
+	// (HTTP/2 over TLS). All peers of a group share it.
+	Scheme string
+
+	// TLS configures connections to "https" and "h2" peers (key tls);
+	// nil when the key is absent, which verifies peers against the
+	// system roots. It is not allowed with "http" and "h2c" peers.
+	TLS *UpstreamTLS
+
 	// Balancer picks a peer for each request (key balancer):
 	// "round_robin" (the default), "weighted_round_robin", "least_conn",
 	// "p2c" (power of two random choices) or "consistent_hash".
@@ -289,13 +460,38 @@ type Peer struct {
 	// address has none.
 	Address string
 
-	// Scheme is the protocol spoken to the peer. Only "http" (HTTP/1.1 in
-	// clear text) is supported for now.
+	// Scheme is the scheme of the peer's URL: "http", "https", "h2c" or
+	// "h2" (the same for every peer of an upstream; see Upstream.Scheme).
 	Scheme string
 
 	// Weight is the peer's share of requests relative to the other peers
 	// of the group, from 1 to 1000 (key weight; default 1).
 	Weight int
+}
+
+// UpstreamTLS configures TLS toward the peers of one upstream.
+type UpstreamTLS struct {
+	// CA is a PEM file of the CAs the peers' certificates must chain to
+	// (key ca; default: the system roots). Relative paths are resolved
+	// against the configuration file's directory.
+	CA string
+
+	// ServerName is sent as SNI and checked against the peers'
+	// certificates (key server_name; default: each peer's host).
+	ServerName string
+
+	// InsecureSkipVerify turns certificate verification off (key
+	// insecure_skip_verify; default false). Weir logs a warning when it
+	// starts with it on.
+	InsecureSkipVerify bool
+
+	// Cert and Key are a client certificate and its key, presented to
+	// peers that ask for one (keys cert and key; both or neither).
+	Cert, Key string
+
+	// MinVersion is the oldest TLS version offered: "1.2" (the default)
+	// or "1.3" (key min_version).
+	MinVersion string
 }
 
 // Keepalive controls the pool of idle connections Weir keeps to each peer.

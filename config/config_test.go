@@ -62,7 +62,16 @@ func TestDefaults(t *testing.T) {
 	if cfg.ShutdownGrace != limits.ShutdownGrace {
 		t.Errorf("ShutdownGrace = %v, want %v", cfg.ShutdownGrace, limits.ShutdownGrace)
 	}
-	if want := []Listener{{Name: "listener-1", Address: ":8080"}}; !reflect.DeepEqual(cfg.Listeners, want) {
+	h2 := HTTP2{
+		MaxConcurrentStreams: limits.H2MaxConcurrentStreams,
+		MaxHeaderListSize:    limits.MaxHeaderBytes,
+		StreamWindow:         limits.H2StreamWindow,
+		ConnectionWindow:     limits.H2ConnWindow,
+		MaxFrameSize:         limits.H2MaxFrameSize,
+		GlitchBudget:         limits.H2GlitchBudget,
+		GlitchRate:           limits.H2GlitchRate,
+	}
+	if want := []Listener{{Name: "listener-1", Address: ":8080", HTTP2: h2}}; !reflect.DeepEqual(cfg.Listeners, want) {
 		t.Errorf("Listeners = %+v, want %+v", cfg.Listeners, want)
 	}
 	if want := []Route{{Name: "route-1", Upstream: "app"}}; !reflect.DeepEqual(cfg.Routes, want) {
@@ -72,6 +81,7 @@ func TestDefaults(t *testing.T) {
 	want := &Upstream{
 		Name:     "app",
 		Peers:    []Peer{{Address: "127.0.0.1:9000", Scheme: "http", Weight: 1}},
+		Scheme:   "http",
 		Balancer: "round_robin",
 		Keepalive: Keepalive{
 			MaxIdle:     limits.PoolMaxIdlePerPeer,
@@ -190,8 +200,10 @@ proxy: {forwarded_headers: both, via: false, trust_forwarded: true}
 log: {level: debug, format: json, access: /var/log/weir/access.log}
 shutdown_grace: 0s
 `)
+	h2 := defaultHTTP2()
+	h2.MaxHeaderListSize = 1000000 // limits.max_header_bytes
 	want := &Config{
-		Listeners: []Listener{{Name: "public", Address: "0.0.0.0:80"}, {Name: "local", Address: "[::1]:8081"}},
+		Listeners: []Listener{{Name: "public", Address: "0.0.0.0:80", HTTP2: h2}, {Name: "local", Address: "[::1]:8081", HTTP2: h2}},
 		Routes: []Route{{
 			Name: "api",
 			Match: Match{
@@ -220,6 +232,7 @@ shutdown_grace: 0s
 				{Address: "[2001:db8::1]:7000", Scheme: "http", Weight: 1},
 				{Address: "localhost:80", Scheme: "http", Weight: 1},
 			},
+			Scheme:    "http",
 			Balancer:  "consistent_hash",
 			HashOn:    "header:X-User-Id",
 			Keepalive: Keepalive{MaxIdle: 10, MaxPerPeer: 50, IdleTimeout: 30 * time.Second},

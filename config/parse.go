@@ -7,6 +7,7 @@ import (
 	"io"
 	"math"
 	"os"
+	"path/filepath"
 	"regexp"
 	"slices"
 	"strconv"
@@ -28,10 +29,12 @@ func Load(path string) (*Config, error) {
 	return Parse(path, data)
 }
 
-// Parse parses and validates a configuration. filename only labels error
-// messages. On success every setting that has a default is filled in. On
-// failure the error is an ErrorList holding every problem found, sorted by
-// position, and the *Config is nil.
+// Parse parses and validates a configuration. filename labels error
+// messages, and its directory is the base of the relative paths the
+// configuration holds (certificate, key and CA files), which Parse reads
+// to check them and stores resolved. On success every setting that has a
+// default is filled in. On failure the error is an ErrorList holding
+// every problem found, sorted by position, and the *Config is nil.
 func Parse(filename string, data []byte) (*Config, error) {
 	root, err := decodeYAML(data)
 	if err != nil {
@@ -42,7 +45,7 @@ func Parse(filename string, data []byte) (*Config, error) {
 		}
 		return nil, ErrorList{syntaxError(filename, data, err)}
 	}
-	d := &decoder{file: filename, seen: make(map[Error]bool)}
+	d := &decoder{file: filename, dir: filepath.Dir(filename), seen: make(map[Error]bool)}
 	if n, msg := checkAliases(root); n != nil {
 		d.errorf(n, "%s", msg)
 		return nil, d.errs
@@ -150,6 +153,7 @@ func checkAliases(root *yaml.Node) (*yaml.Node, string) {
 // decoder walks the node tree, filling a Config and collecting errors.
 type decoder struct {
 	file string
+	dir  string // the base of relative file paths
 	errs ErrorList
 	seen map[Error]bool // errors already reported, since aliases may visit a node twice
 }

@@ -56,7 +56,7 @@ func (d *decoder) config(root *yaml.Node) *Config {
 		ShutdownGrace: limits.ShutdownGrace,
 	}
 	root = deref(root)
-	var routeRefs []*yaml.Node // the upstream value of each route, for checking later
+	var routeRefs []routeRef // nodes of each route, for checking later
 	top := d.mapping(root, "the configuration", "", fields{
 		// Top-level keys starting with "x-" are ignored, so that they can
 		// hold anchors for the rest of the file to refer to.
@@ -80,18 +80,38 @@ func (d *decoder) config(root *yaml.Node) *Config {
 	} else if emptyList(e.v) {
 		d.errorf(e.k, "listeners is empty: at least one listener is required")
 	}
+	for i := range cfg.Listeners {
+		if h := &cfg.Listeners[i].HTTP2; h.MaxHeaderListSize == 0 {
+			h.MaxHeaderListSize = cfg.Limits.MaxHeaderBytes
+		}
+	}
 	d.checkRouteUpstreams(cfg, routeRefs)
 	return cfg
 }
 
-// checkRouteUpstreams reports routes that send to an undefined upstream.
-func (d *decoder) checkRouteUpstreams(cfg *Config, refs []*yaml.Node) {
+// routeRef holds the nodes of one route that later checks point at.
+type routeRef struct {
+	upstream *yaml.Node // the upstream value; nil when there is none
+	grpcWeb  *yaml.Node // grpc_web: true; nil otherwise
+}
+
+// checkRouteUpstreams reports routes that send to an undefined upstream,
+// and gRPC-Web routes whose upstream does not speak HTTP/2.
+func (d *decoder) checkRouteUpstreams(cfg *Config, refs []routeRef) {
 	for i, r := range cfg.Routes {
-		if r.Upstream == "" || cfg.Upstreams[r.Upstream] != nil {
+		if r.Upstream == "" {
 			continue
 		}
-		d.errorf(refs[i], "route %q sends to upstream %q, which is not defined%s",
-			clip(r.Name), clip(r.Upstream), didYouMean(r.Upstream, cfg.UpstreamOrder))
+		u := cfg.Upstreams[r.Upstream]
+		if u == nil {
+			d.errorf(refs[i].upstream, "route %q sends to upstream %q, which is not defined%s",
+				clip(r.Name), clip(r.Upstream), didYouMean(r.Upstream, cfg.UpstreamOrder))
+			continue
+		}
+		if at := refs[i].grpcWeb; at != nil && len(u.Peers) > 0 && u.Scheme != "h2c" && u.Scheme != "h2" {
+			d.errorf(at, "route %q translates gRPC-Web to gRPC, which needs HTTP/2 peers, but upstream %q uses %s://; use h2c:// or h2:// peers",
+				clip(r.Name), clip(r.Upstream), u.Scheme)
+		}
 	}
 }
 
@@ -122,9 +142,10 @@ func (d *decoder) listeners(e entry) []Listener {
 			d.errorf(item, "expected a mapping for listener, got %s; write - address: %q", describe(item), clip(item.Value))
 			continue
 		}
-		l := Listener{Name: fmt.Sprintf("listener-%d", i+1)}
+		l := Listener{Name: fmt.Sprintf("listener-%d", i+1), HTTP2: defaultHTTP2()}
 		nameAt := item
 		var addrAt *yaml.Node
+		var protos listenerProtocols
 		f := d.mapping(item, "listener", "in listener", fields{
 			"name": func(e entry) {
 				if s, ok := d.name(e.v, "listener name"); ok {
@@ -136,11 +157,15 @@ func (d *decoder) listeners(e entry) []Listener {
 					l.Address, addrAt = s, e.v
 				}
 			},
+			"tls":   func(e entry) { l.TLS = d.listenerTLS(e, &protos) },
+			"http2": func(e entry) { d.http2(e, &l.HTTP2, &protos) },
+			"http3": func(e entry) { d.http3(e, &l.HTTP3, &protos) },
 		})
 		if item.Kind != yaml.MappingNode && !isNull(item) {
 			continue // already reported
 		}
 		names.check(d, "listener", l.Name, nameAt)
+		d.checkProtocols(&l, &protos)
 		if _, ok := f["address"]; !ok {
 			d.errorf(item, "listener needs an address, like address: \":8080\"")
 		} else if addrAt != nil {
@@ -183,16 +208,16 @@ func (d *decoder) name(n *yaml.Node, what string) (string, bool) {
 }
 
 // routes decodes the routes list. It also returns, for each route, the
-// node naming its upstream (nil when there is none).
-func (d *decoder) routes(e entry) ([]Route, []*yaml.Node) {
+// nodes later checks point at.
+func (d *decoder) routes(e entry) ([]Route, []routeRef) {
 	items, _ := d.list(e.v, "routes")
 	var out []Route
-	var refs []*yaml.Node
+	var refs []routeRef
 	names := make(named)
 	for i, item := range items {
 		r := Route{Name: fmt.Sprintf("route-%d", i+1)}
 		nameAt := item
-		var ref *yaml.Node
+		var ref routeRef
 		f := d.mapping(item, "route", "in route", fields{
 			"name": func(e entry) {
 				if s, ok := d.name(e.v, "route name"); ok {
@@ -202,7 +227,7 @@ func (d *decoder) routes(e entry) ([]Route, []*yaml.Node) {
 			"match": func(e entry) { d.match(e, &r.Match) },
 			"upstream": func(e entry) {
 				if s, ok := d.str(e.v, "upstream"); ok {
-					r.Upstream, ref = s, e.v
+					r.Upstream, ref.upstream = s, e.v
 				}
 			},
 			"set_host": func(e entry) {
@@ -220,6 +245,11 @@ func (d *decoder) routes(e entry) ([]Route, []*yaml.Node) {
 			"response_headers": func(e entry) {
 				r.AddResponseHeaders, r.RemoveResponseHeaders = d.headerOps(e, "response_headers", false)
 			},
+			"grpc_web": func(e entry) {
+				if d.boolean(e.v, "grpc_web", &r.GRPCWeb) && r.GRPCWeb {
+					ref.grpcWeb = e.v
+				}
+			},
 		})
 		if item.Kind != yaml.MappingNode && !isNull(item) {
 			continue
@@ -227,7 +257,7 @@ func (d *decoder) routes(e entry) ([]Route, []*yaml.Node) {
 		names.check(d, "route", r.Name, nameAt)
 		if u, ok := f["upstream"]; !ok {
 			d.errorf(item, "route %q needs an upstream, like upstream: backend", clip(r.Name))
-		} else if ref != nil && r.Upstream == "" {
+		} else if ref.upstream != nil && r.Upstream == "" {
 			d.errorf(u.v, "route %q has an empty upstream name", clip(r.Name))
 		}
 		out = append(out, r)
@@ -420,8 +450,10 @@ func (d *decoder) upstream(e entry) *Upstream {
 	}
 	what := fmt.Sprintf("in upstream %q", clip(e.key))
 	var balancerAt, hashOnAt *yaml.Node
+	var keepalive, health map[string]entry
 	f := d.mapping(e.v, fmt.Sprintf("upstream %q", clip(e.key)), what, fields{
-		"peers": func(e entry) { u.Peers = d.peers(e, u.Name) },
+		"peers": func(e entry) { u.Peers, u.Scheme = d.peers(e, u.Name) },
+		"tls":   func(e entry) { u.TLS = d.upstreamTLS(e) },
 		"balancer": func(e entry) {
 			if d.enum(e.v, "balancer", balancers, &u.Balancer) {
 				balancerAt = e.v
@@ -438,7 +470,7 @@ func (d *decoder) upstream(e entry) *Upstream {
 			}
 			u.HashOn, hashOnAt = s, e.v
 		},
-		"keepalive": func(e entry) { d.keepalive(e, &u.Keepalive) },
+		"keepalive": func(e entry) { keepalive = d.keepalive(e, &u.Keepalive) },
 		"timeouts":  func(e entry) { d.timeouts(e, &u.Timeouts) },
 		"retries": func(e entry) {
 			d.intField(e.v, "retries", 0, math.MaxInt, &u.Retries)
@@ -446,7 +478,7 @@ func (d *decoder) upstream(e entry) *Upstream {
 		"max_response_header_bytes": func(e entry) {
 			d.sizeField(e.v, "max_response_header_bytes", 1, &u.MaxResponseHeaderBytes)
 		},
-		"health_check":   func(e entry) { u.HealthCheck = d.healthCheck(e) },
+		"health_check":   func(e entry) { u.HealthCheck, health = d.healthCheck(e) },
 		"passive_health": func(e entry) { d.passive(e, &u.Passive) },
 	})
 	if e.v.Kind != yaml.MappingNode && !isNull(e.v) {
@@ -467,14 +499,51 @@ func (d *decoder) upstream(e entry) *Upstream {
 	case u.Balancer != "consistent_hash" && hashOnAt != nil:
 		d.errorf(hashOnAt, "hash_on is only used by balancer consistent_hash, not %s", u.Balancer)
 	}
+	if u.Scheme == "" {
+		u.Scheme = "http"
+	}
+	d.checkUpstreamScheme(u, f, keepalive, health)
 	return u
 }
 
-// peers decodes an upstream's peers list.
-func (d *decoder) peers(e entry, upstream string) []Peer {
+// checkUpstreamScheme checks the settings of upstream u that depend on
+// the protocol its peers speak.
+func (d *decoder) checkUpstreamScheme(u *Upstream, f, keepalive, health map[string]entry) {
+	if x, ok := f["tls"]; ok && (u.Scheme == "http" || u.Scheme == "h2c") && len(u.Peers) > 0 {
+		secure := map[string]string{"http": "https", "h2c": "h2"}[u.Scheme]
+		d.errorf(x.k, "upstream %q has tls settings, but its peers are cleartext %s://; use %s:// peers for TLS", clip(u.Name), u.Scheme, secure)
+	}
+	if u.Scheme == "h2c" || u.Scheme == "h2" {
+		for _, key := range []string{"max_idle", "max_per_peer"} {
+			if x, ok := keepalive[key]; ok {
+				d.errorf(x.k, "keepalive.%s applies to HTTP/1.1 peers; HTTP/2 peers (%s://) multiplex requests over few connections, so only keepalive.idle_timeout applies", key, u.Scheme)
+			}
+		}
+	}
+	if hc := u.HealthCheck; hc != nil && u.Scheme != "http" {
+		if x, ok := health["type"]; ok {
+			if hc.Type == "http" {
+				d.errorf(x.v, "http health checks send cleartext HTTP/1.1, which %s:// peers do not answer; use type: tcp (the default for them)", u.Scheme)
+			}
+			return
+		}
+		hc.Type = "tcp"
+		for _, key := range []string{"path", "host", "expect_status"} {
+			if x, ok := health[key]; ok {
+				d.errorf(x.k, "health_check.%s is only used by http health checks; %s:// peers are checked with type tcp, which only opens a connection", key, u.Scheme)
+			}
+		}
+	}
+}
+
+// peers decodes an upstream's peers list, and returns the scheme they
+// share.
+func (d *decoder) peers(e entry, upstream string) ([]Peer, string) {
 	items, _ := d.list(e.v, "peers")
 	var out []Peer
 	first := make(map[string]*yaml.Node)
+	var scheme string
+	var schemeAt *yaml.Node
 	for _, item := range items {
 		p := Peer{Weight: 1}
 		var addrAt *yaml.Node
@@ -503,9 +572,16 @@ func (d *decoder) peers(e entry, upstream string) []Peer {
 		if addrAt == nil {
 			continue
 		}
-		scheme, addr, msg := parsePeer(p.Address)
+		sch, addr, msg := parsePeer(p.Address)
 		if msg != "" {
 			d.errorf(addrAt, "invalid peer %q in upstream %q: %s", clip(p.Address), clip(upstream), msg)
+			continue
+		}
+		if scheme == "" {
+			scheme, schemeAt = sch, addrAt
+		} else if sch != scheme {
+			d.errorf(addrAt, "peer %q in upstream %q uses %s://, but the first peer (line %d) uses %s://; all peers of one upstream speak the same protocol",
+				clip(p.Address), clip(upstream), sch, schemeAt.Line, scheme)
 			continue
 		}
 		if prev := first[addr]; prev != nil {
@@ -513,16 +589,17 @@ func (d *decoder) peers(e entry, upstream string) []Peer {
 			continue
 		}
 		first[addr] = addrAt
-		p.Scheme, p.Address = scheme, addr
+		p.Scheme, p.Address = sch, addr
 		out = append(out, p)
 	}
-	return out
+	return out, scheme
 }
 
-// keepalive decodes an upstream's keepalive section.
-func (d *decoder) keepalive(e entry, k *Keepalive) {
+// keepalive decodes an upstream's keepalive section and returns the keys
+// written.
+func (d *decoder) keepalive(e entry, k *Keepalive) map[string]entry {
 	var maxIdleAt *yaml.Node
-	d.mapping(e.v, "keepalive", "in keepalive", fields{
+	f := d.mapping(e.v, "keepalive", "in keepalive", fields{
 		"max_idle": func(e entry) {
 			if d.intField(e.v, "keepalive.max_idle", 0, math.MaxInt, &k.MaxIdle) {
 				maxIdleAt = e.v
@@ -543,6 +620,7 @@ func (d *decoder) keepalive(e entry, k *Keepalive) {
 			d.errorf(maxIdleAt, "keepalive.max_idle (%d) may not exceed keepalive.max_per_peer (%d)", k.MaxIdle, k.MaxPerPeer)
 		}
 	}
+	return f
 }
 
 // timeouts decodes an upstream's timeouts section.
@@ -563,8 +641,9 @@ func (d *decoder) timeouts(e entry, t *Timeouts) {
 	})
 }
 
-// healthCheck decodes an upstream's health_check section.
-func (d *decoder) healthCheck(e entry) *HealthCheck {
+// healthCheck decodes an upstream's health_check section, and returns
+// it with the keys written.
+func (d *decoder) healthCheck(e entry) (*HealthCheck, map[string]entry) {
 	h := &HealthCheck{
 		Type:     healthTypes[0],
 		Path:     "/",
@@ -622,7 +701,7 @@ func (d *decoder) healthCheck(e entry) *HealthCheck {
 			}
 		}
 	}
-	return h
+	return h, f
 }
 
 // passive decodes an upstream's passive_health section.

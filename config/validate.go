@@ -302,28 +302,33 @@ func checkHashOn(s string) string {
 	return ": use client_ip, path, header:NAME or cookie:NAME"
 }
 
-// parsePeer checks a peer address, "http://host:port" or "host:port" (the
-// port defaults to 80), and returns its scheme and normalised "host:port".
+// parsePeer checks a peer address, "SCHEME://host:port" or "host:port"
+// (the scheme defaults to http, the port to 80, or 443 for https and
+// h2), and returns its scheme and normalised "host:port".
 func parsePeer(s string) (scheme, addr, msg string) {
 	scheme, rest := "http", s
 	if i := strings.Index(s, "://"); i >= 0 {
 		scheme, rest = strings.ToLower(s[:i]), s[i+3:]
-		switch scheme {
-		case "http":
-		case "https", "h2c", "h2":
-			return "", "", fmt.Sprintf("scheme %q is not supported yet: Weir speaks plain HTTP/1.1 to peers, so use http://", scheme)
-		default:
-			return "", "", fmt.Sprintf("unknown scheme %q: use http://host:port", clip(scheme))
+		if !slices.Contains(peerSchemes, scheme) {
+			hint := didYouMean(scheme, peerSchemes)
+			if hint == "" {
+				hint = ": use http:// (HTTP/1.1), https:// (HTTP/1.1 over TLS), h2c:// (cleartext HTTP/2) or h2:// (HTTP/2 over TLS)"
+			}
+			return "", "", fmt.Sprintf("unknown scheme %q%s", clip(scheme), hint)
 		}
+	}
+	defaultPort := "80"
+	if scheme == "https" || scheme == "h2" {
+		defaultPort = "443"
 	}
 	rest = strings.TrimSuffix(rest, "/")
 	switch {
 	case strings.ContainsAny(rest, "/?#"):
-		return "", "", "a peer is http://host:port, without a path, query or fragment"
+		return "", "", "a peer is " + scheme + "://host:port, without a path, query or fragment"
 	case strings.Contains(rest, "@"):
 		return "", "", "a peer address may not contain user information"
 	}
-	host, port := rest, "80"
+	host, port := rest, defaultPort
 	switch {
 	case strings.HasPrefix(rest, "[") && strings.HasSuffix(rest, "]"):
 		host = rest[1 : len(rest)-1]
