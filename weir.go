@@ -9,12 +9,15 @@ package weir
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"net"
 	"os"
+	"reflect"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -29,6 +32,8 @@ import (
 	"github.com/weirproxy/weir/observe"
 	"github.com/weirproxy/weir/proxy"
 	"github.com/weirproxy/weir/route"
+	"github.com/weirproxy/weir/tlsconf"
+	"github.com/weirproxy/weir/tlsfp"
 	"github.com/weirproxy/weir/upstream"
 )
 
@@ -58,9 +63,35 @@ type Server struct {
 	mu        sync.Mutex
 	cfg       *config.Config
 	graph     *graph
-	listeners []net.Listener
+	listeners []*listener
 	serveErr  chan error
 }
+
+// listener is one configured listener once open: its TCP socket, the
+// options it is served with, and, with HTTP/3, its UDP socket.
+type listener struct {
+	name   string
+	ln     net.Listener
+	opts   *proxy.ListenerOptions
+	pc     net.PacketConn // nil without HTTP/3
+	closer func()         // stops certificate reloads or ACME renewals; nil without TLS
+}
+
+// close closes the sockets and stops what the listener started.
+func (l *listener) close() {
+	if l.ln != nil {
+		l.ln.Close()
+	}
+	if l.pc != nil {
+		l.pc.Close()
+	}
+	if l.closer != nil {
+		l.closer()
+	}
+}
+
+// acmeTimeout bounds the first issuance of ACME certificates at start.
+const acmeTimeout = 5 * time.Minute
 
 // graph is one compiled configuration and what it started.
 type graph struct {
@@ -104,7 +135,7 @@ func (s *Server) compile(cfg *config.Config) (*graph, error) {
 	var table route.Table[*proxy.Route]
 	for i := range cfg.Routes {
 		rc := &cfg.Routes[i]
-		r := &proxy.Route{Name: rc.Name, Upstream: g.groups[rc.Upstream], SetHost: rc.SetHost}
+		r := &proxy.Route{Name: rc.Name, Upstream: g.groups[rc.Upstream], SetHost: rc.SetHost, GRPCWeb: rc.GRPCWeb}
 		if r.Upstream == nil {
 			return fail(fmt.Errorf("route %q: upstream %q is not defined", rc.Name, rc.Upstream))
 		}
@@ -174,8 +205,16 @@ func (s *Server) compileGroup(ctx context.Context, u *config.Upstream) (*upstrea
 		IdleTimeout:    u.Keepalive.IdleTimeout,
 		ConnectTimeout: u.Timeouts.Connect,
 	}
+	clientTLS, err := s.upstreamTLS(u)
+	if err != nil {
+		return nil, err
+	}
 	peers := make([]*upstream.Peer, len(u.Peers))
 	for i, p := range u.Peers {
+		po := po
+		if u.Scheme == "https" {
+			po.TLS = tlsconf.ForHost(clientTLS, p.Address)
+		}
 		peers[i] = upstream.NewPeer(p.Address, p.Weight, i, po)
 	}
 	bal, err := upstream.NewBalancer(u.Balancer, peers)
@@ -190,6 +229,15 @@ func (s *Server) compileGroup(ctx context.Context, u *config.Upstream) (*upstrea
 		PassiveMaxFails: u.Passive.MaxFails,
 		PassiveEjectFor: u.Passive.EjectFor,
 		ResponseLimits:  http1.Limits{MaxHeaderBytes: u.MaxResponseHeaderBytes, MaxHeaderFields: limits.MaxResponseHeaderFields},
+	}
+	if u.Scheme == "h2c" || u.Scheme == "h2" {
+		g.Proto = upstream.ProtoH2
+		g.H2 = upstream.NewH2Transport(upstream.H2Options{
+			TLS:               clientTLS, // nil for h2c
+			ConnectTimeout:    u.Timeouts.Connect,
+			IdleTimeout:       u.Keepalive.IdleTimeout,
+			MaxHeaderListSize: uint32(u.MaxResponseHeaderBytes),
+		})
 	}
 	switch kind, name, _ := strings.Cut(u.HashOn, ":"); kind {
 	case "client_ip":
@@ -208,6 +256,31 @@ func (s *Server) compileGroup(ctx context.Context, u *config.Upstream) (*upstrea
 		}, s.log.With("upstream", u.Name))
 	}
 	return g, nil
+}
+
+// upstreamTLS returns the TLS configuration toward the peers of u, or nil
+// for cleartext peers.
+func (s *Server) upstreamTLS(u *config.Upstream) (*tls.Config, error) {
+	if u.Scheme != "https" && u.Scheme != "h2" {
+		return nil, nil
+	}
+	var co tlsconf.ClientOptions
+	if t := u.TLS; t != nil {
+		co = tlsconf.ClientOptions{CAFile: t.CA, ServerName: t.ServerName, InsecureSkipVerify: t.InsecureSkipVerify,
+			CertFile: t.Cert, KeyFile: t.Key, MinVersion: t.MinVersion}
+	}
+	if u.Scheme == "h2" {
+		co.ALPN = []string{tlsconf.ALPNHTTP2}
+	}
+	conf, err := tlsconf.NewClient(co)
+	if err != nil {
+		return nil, fmt.Errorf("upstream %q: %w", u.Name, err)
+	}
+	if co.InsecureSkipVerify {
+		s.log.Warn("TLS certificate verification is off for this upstream: anyone on the path can pose as its peers; use tls.insecure_skip_verify only in tests",
+			"upstream", u.Name)
+	}
+	return conf, nil
 }
 
 func headerFilter(rc *config.Route) *headers.Filter {
@@ -264,7 +337,9 @@ func (g *graph) close() {
 	}
 }
 
-// Listen opens every configured listener. Call it before Serve; it is
+// Listen opens every configured listener: its TCP socket, its TLS
+// certificates (obtaining them first when they come over ACME) and, with
+// HTTP/3, its UDP socket on the same port. Call it before Serve; it is
 // separate so that callers learn about a busy port before serving.
 func (s *Server) Listen() error {
 	s.mu.Lock()
@@ -273,30 +348,145 @@ func (s *Server) Listen() error {
 	// idle ones, and the four setsockopt calls per accepted connection
 	// are a measurable share of a short connection's cost.
 	lc := net.ListenConfig{KeepAlive: -1}
-	for _, l := range s.cfg.Listeners {
-		ln, err := lc.Listen(context.Background(), "tcp", l.Address)
+	for i := range s.cfg.Listeners {
+		l, err := s.listen(&lc, &s.cfg.Listeners[i])
 		if err != nil {
 			for _, o := range s.listeners {
-				o.Close()
+				o.close()
 			}
 			s.listeners = nil
-			return fmt.Errorf("listener %q: %w", l.Name, err)
+			return fmt.Errorf("listener %q: %w", s.cfg.Listeners[i].Name, err)
 		}
-		if s.cfg.Limits.MaxConnections > 0 {
-			ln = netutil.LimitListener(ln, s.cfg.Limits.MaxConnections)
-		}
-		s.listeners = append(s.listeners, ln)
+		s.listeners = append(s.listeners, l)
 	}
 	return nil
 }
 
-// Addrs returns the addresses Weir listens on (after Listen).
+// listen opens one listener.
+func (s *Server) listen(lc *net.ListenConfig, c *config.Listener) (_ *listener, err error) {
+	h := c.HTTP2
+	l := &listener{name: c.Name, opts: &proxy.ListenerOptions{
+		H2C: h.H2C,
+		H2: proxy.H2Limits{
+			MaxConcurrentStreams: uint32(h.MaxConcurrentStreams),
+			MaxHeaderListSize:    uint32(h.MaxHeaderListSize),
+			StreamWindow:         int32(h.StreamWindow),
+			ConnWindow:           int32(h.ConnectionWindow),
+			MaxReadFrameSize:     uint32(h.MaxFrameSize),
+			IdleTimeout:          s.cfg.Limits.IdleTimeout,
+			GlitchBudget:         h.GlitchBudget,
+			GlitchRate:           h.GlitchRate,
+		},
+	}}
+	defer func() {
+		if err != nil {
+			l.close()
+		}
+	}()
+	if t := c.TLS; t != nil {
+		if l.opts.TLS, l.closer, err = s.serverTLS(c.Name, t); err != nil {
+			return nil, err
+		}
+		if t.Fingerprint {
+			l.opts.Fingerprint = tlsfp.Fingerprint
+		}
+	}
+	if l.ln, err = lc.Listen(context.Background(), "tcp", c.Address); err != nil {
+		return nil, err
+	}
+	if c.HTTP3.Enabled {
+		// The same port number as the TCP socket, also when the
+		// configuration asked for any free port (":0").
+		host, _, _ := net.SplitHostPort(c.Address)
+		port := strconv.Itoa(l.ln.Addr().(*net.TCPAddr).Port)
+		if l.pc, err = lc.ListenPacket(context.Background(), "udp", net.JoinHostPort(host, port)); err != nil {
+			return nil, fmt.Errorf("http3: %w", err)
+		}
+		l.opts.AltSvc = `h3=":` + port + `"; ma=86400`
+	}
+	if s.cfg.Limits.MaxConnections > 0 {
+		l.ln = netutil.LimitListener(l.ln, s.cfg.Limits.MaxConnections)
+	}
+	return l, nil
+}
+
+// serverTLS starts TLS termination for a listener: certificates from
+// files, kept current by tlsconf, or obtained over ACME. The returned
+// function stops the reloads or renewals.
+func (s *Server) serverTLS(name string, t *config.ListenerTLS) (*tls.Config, func(), error) {
+	if a := t.ACME; a != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), acmeTimeout)
+		defer cancel()
+		log := s.log.With("listener", name)
+		m, err := tlsconf.NewACME(ctx, tlsconf.ACMEOptions{
+			Email: a.Email, CA: a.CA, Domains: a.Domains, StorageDir: a.Storage, CARoot: a.CARoot, Agree: a.Agree,
+			ALPN: t.ALPN, MinVersion: t.MinVersion,
+			OnEvent: func(event string, data map[string]any) {
+				switch event {
+				case "cert_obtained", "cert_renewed":
+					log.Info("ACME certificate "+strings.TrimPrefix(event, "cert_"), "identifier", data["identifier"])
+				case "cert_failed":
+					log.Error("ACME certificate could not be obtained", "identifier", data["identifier"], "err", data["error"])
+				}
+			},
+		})
+		if err != nil {
+			return nil, nil, fmt.Errorf("acme: %w", err)
+		}
+		return m.TLSConfig(), m.Close, nil
+	}
+	opts := tlsconf.ServerOptions{
+		Default:        t.DefaultCertificate,
+		ClientAuth:     t.ClientAuth,
+		ClientCAFile:   t.ClientCA,
+		MinVersion:     t.MinVersion,
+		ALPN:           t.ALPN,
+		ReloadInterval: t.ReloadInterval,
+	}
+	if opts.ReloadInterval == 0 {
+		opts.ReloadInterval = -1 // the configuration's 0 means never; tlsconf's 0 means its default
+	}
+	for _, c := range t.Certificates {
+		opts.Certs = append(opts.Certs, tlsconf.CertFiles{CertFile: c.Cert, KeyFile: c.Key, Names: c.Names})
+	}
+	log := s.log.With("listener", name)
+	opts.OnReload = func(err error) {
+		if err != nil {
+			log.Error("certificate files changed but cannot be used; still serving the previous ones", "err", err)
+			return
+		}
+		log.Info("certificates reloaded")
+	}
+	srv, err := tlsconf.NewServer(opts)
+	if err != nil {
+		return nil, nil, err
+	}
+	return srv.TLSConfig(), srv.Close, nil
+}
+
+// Addrs returns the TCP addresses Weir listens on (after Listen), one
+// per listener in configuration order.
 func (s *Server) Addrs() []net.Addr {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	out := make([]net.Addr, len(s.listeners))
-	for i, ln := range s.listeners {
-		out[i] = ln.Addr()
+	for i, l := range s.listeners {
+		out[i] = l.ln.Addr()
+	}
+	return out
+}
+
+// PacketAddrs returns the UDP addresses Weir serves HTTP/3 on (after
+// Listen), one per listener in configuration order: nil for a listener
+// without HTTP/3.
+func (s *Server) PacketAddrs() []net.Addr {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := make([]net.Addr, len(s.listeners))
+	for i, l := range s.listeners {
+		if l.pc != nil {
+			out[i] = l.pc.LocalAddr()
+		}
 	}
 	return out
 }
@@ -314,13 +504,30 @@ func (s *Server) Serve(ctx context.Context) error {
 	}
 	lns := s.listeners
 	s.mu.Unlock()
-	for _, ln := range lns {
-		s.log.Info("listening", "address", ln.Addr().String())
+	for _, l := range lns {
+		attrs := []any{"listener", l.name, "address", l.ln.Addr().String(), "tls", l.opts.TLS != nil}
+		if l.opts.TLS != nil {
+			attrs = append(attrs, "alpn", l.opts.TLS.NextProtos)
+		}
+		if l.opts.H2C {
+			attrs = append(attrs, "h2c", true)
+		}
+		if l.pc != nil {
+			attrs = append(attrs, "http3", l.pc.LocalAddr().String())
+		}
+		s.log.Info("listening", attrs...)
 		go func() {
-			if err := s.engine.Serve(ln); err != nil && !errors.Is(err, proxy.ErrServerClosed) {
+			if err := s.engine.ServeListener(l.ln, l.opts); err != nil && !errors.Is(err, proxy.ErrServerClosed) {
 				s.serveErr <- err
 			}
 		}()
+		if l.pc != nil {
+			go func() {
+				if err := s.engine.ServeHTTP3(l.pc, l.opts.TLS, l.opts); err != nil && !errors.Is(err, proxy.ErrServerClosed) {
+					s.serveErr <- fmt.Errorf("http3 on %s: %w", l.pc.LocalAddr(), err)
+				}
+			}()
+		}
 	}
 	var err error
 	select {
@@ -338,6 +545,9 @@ func (s *Server) Serve(ctx context.Context) error {
 		s.log.Warn("grace period over; closed remaining connections", "err", serr)
 	}
 	s.mu.Lock()
+	for _, l := range s.listeners {
+		l.close()
+	}
 	s.graph.close()
 	s.mu.Unlock()
 	s.log.Info("stopped")
@@ -345,13 +555,15 @@ func (s *Server) Serve(ctx context.Context) error {
 }
 
 // Reload compiles cfg and swaps it in atomically. Requests in flight
-// finish on the graph they started with. Listener changes need a restart
-// and are reported as an error; on any error the old graph keeps serving.
+// finish on the graph they started with. Listener changes (address, tls,
+// http2, http3) need a restart and are reported as an error; on any error
+// the old graph keeps serving. Certificate files need no reload: they are
+// read again when they change.
 func (s *Server) Reload(cfg *config.Config) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if !sameListeners(s.cfg.Listeners, cfg.Listeners) {
-		return errors.New("reload: listeners changed; restart Weir to change listeners")
+	if !sameListeners(s.cfg, cfg) {
+		return errors.New("reload: listeners changed (address, tls, http2 or http3); restart Weir to change listeners")
 	}
 	g, err := s.compile(cfg)
 	if err != nil {
@@ -381,12 +593,22 @@ func (s *Server) Reload(cfg *config.Config) error {
 	return nil
 }
 
-func sameListeners(a, b []config.Listener) bool {
-	if len(a) != len(b) {
+// sameListeners reports whether two configurations have the same
+// listeners: the same addresses, TLS, HTTP/2 and HTTP/3 settings, in the
+// same order. Names may differ, and so may an HTTP/2 header list size
+// that follows limits.max_header_bytes in both: the new limit then
+// applies to HTTP/1.1 at once and to HTTP/2 from the next start.
+func sameListeners(a, b *config.Config) bool {
+	if len(a.Listeners) != len(b.Listeners) {
 		return false
 	}
-	for i := range a {
-		if a[i].Address != b[i].Address {
+	for i := range a.Listeners {
+		x, y := a.Listeners[i], b.Listeners[i]
+		x.Name, y.Name = "", ""
+		if x.HTTP2.MaxHeaderListSize == a.Limits.MaxHeaderBytes && y.HTTP2.MaxHeaderListSize == b.Limits.MaxHeaderBytes {
+			x.HTTP2.MaxHeaderListSize, y.HTTP2.MaxHeaderListSize = 0, 0
+		}
+		if !reflect.DeepEqual(x, y) {
 			return false
 		}
 	}

@@ -24,6 +24,7 @@ Usage:
   weir run -c FILE            run with a YAML configuration
   weir check -c FILE          validate a configuration and exit
   weir reverse-proxy --from ADDR --to URL [--to URL ...] [--lb POLICY]
+                    [--tls-cert FILE --tls-key FILE [--http3]] [--h2c]
                               run a reverse proxy without a file
   weir version                print the version
   weir help [COMMAND]         show help
@@ -137,16 +138,68 @@ func cmdRun(args []string, stderr io.Writer) int {
 	return serve(cfg, lf, reload, stderr)
 }
 
+const reverseProxyHelp = `Usage: weir reverse-proxy --from ADDR --to URL [--to URL ...] [flags]
+
+Runs a reverse proxy without a configuration file: Weir listens on ADDR and
+sends every request to the upstream servers given with --to, spreading
+requests over them (round robin unless --lb says otherwise). Everything
+not set by a flag has the default docs/config.md gives.
+
+Toward clients, Weir speaks HTTP/1.1, plus:
+  --tls-cert, --tls-key   TLS (https://), with HTTP/2 for clients that ask
+                          for it (ALPN h2) and HTTP/1.1 for the others
+  --http3                 also HTTP/3 over QUIC, on the UDP port with the
+                          same number; needs --tls-cert and --tls-key
+  --h2c                   also cleartext HTTP/2 for clients that know in
+                          advance that Weir speaks it ("prior knowledge",
+                          curl --http2-prior-knowledge); not with TLS
+
+Toward upstreams, the scheme of the --to URLs says what Weir speaks; all
+of them must use the same one:
+  http://HOST:PORT        HTTP/1.1 (the default when the scheme is left out)
+  https://HOST:PORT       HTTP/1.1 over TLS, certificates verified against
+                          the system roots, or --upstream-ca
+  h2c://HOST:PORT         cleartext HTTP/2 with prior knowledge (e.g. gRPC
+                          servers without TLS)
+  h2://HOST:PORT          HTTP/2 over TLS, verified like https://
+
+Examples:
+  # HTTP/1.1 in front of two local servers
+  weir reverse-proxy --from :8080 --to http://127.0.0.1:9001 --to http://127.0.0.1:9002
+
+  # HTTPS with HTTP/2 and HTTP/3 on port 8443
+  weir reverse-proxy --from :8443 --tls-cert cert.pem --tls-key key.pem --http3 \
+      --to http://127.0.0.1:9000
+
+  # a gRPC server behind Weir, reachable over cleartext HTTP/2 and HTTP/1.1
+  weir reverse-proxy --from :8080 --h2c --to h2c://127.0.0.1:50051
+
+  # an HTTPS origin signed by a private CA
+  weir reverse-proxy --from :8080 --to https://10.0.0.5:8443 --upstream-ca ca.pem
+
+Flags:
+`
+
 func cmdReverseProxy(args []string, stderr io.Writer) int {
-	fs := newFlagSet("reverse-proxy", "reverse-proxy --from ADDR --to URL [--to URL ...] [--lb POLICY]", stderr)
+	fs := newFlagSet("reverse-proxy", "", stderr)
+	fs.Usage = func() {
+		fmt.Fprint(stderr, reverseProxyHelp)
+		fs.PrintDefaults()
+	}
 	var q weir.QuickReverseProxy
 	fs.StringVar(&q.From, "from", "", "`ADDR` to listen on, like :8080 or 127.0.0.1:8080 (required)")
-	fs.Func("to", "upstream `URL`, like http://127.0.0.1:9000; repeat for several (required)", func(v string) error {
+	fs.Func("to", "upstream `URL`, like http://127.0.0.1:9000, https://, h2c:// or h2://; repeat for several (required)", func(v string) error {
 		q.To = append(q.To, v)
 		return nil
 	})
 	fs.StringVar(&q.LB, "lb", "round_robin", "load-balancing `POLICY`: round_robin, weighted_round_robin, least_conn, p2c or consistent_hash (keyed on client IP)")
 	fs.StringVar(&q.AccessLog, "access-log", "stdout", "where access lines go: stdout, stderr, off or a file `PATH`")
+	fs.StringVar(&q.TLSCert, "tls-cert", "", "serve TLS with the certificate in this PEM `FILE` (with any intermediates after it); needs --tls-key")
+	fs.StringVar(&q.TLSKey, "tls-key", "", "the certificate's private key, a PEM `FILE`; needs --tls-cert")
+	fs.BoolVar(&q.HTTP3, "http3", false, "also serve HTTP/3 over QUIC on the UDP port of the same number; needs --tls-cert and --tls-key")
+	fs.BoolVar(&q.H2C, "h2c", false, "also accept cleartext HTTP/2 with prior knowledge; only without TLS")
+	fs.StringVar(&q.UpstreamCA, "upstream-ca", "", "verify https:// and h2:// upstreams against the CA certificates in this PEM `FILE` instead of the system roots")
+	fs.BoolVar(&q.UpstreamInsecure, "upstream-insecure", false, "do not verify the certificates of https:// and h2:// upstreams (for tests only: anyone on the path could pose as them)")
 	var lf logFlags
 	lf.register(fs)
 	if code, ok := parseFlags(fs, args); !ok {
@@ -155,7 +208,9 @@ func cmdReverseProxy(args []string, stderr io.Writer) int {
 	q.LogFormat = lf.format
 	cfg, err := q.Config()
 	if err != nil {
-		fmt.Fprintf(stderr, "weir reverse-proxy: %v\n", err)
+		for line := range strings.SplitSeq(err.Error(), "\n") {
+			fmt.Fprintf(stderr, "weir reverse-proxy: %s\n", line)
+		}
 		return 2
 	}
 	return serve(cfg, lf, nil, stderr)
