@@ -101,7 +101,7 @@ func (c *conn) acquire() {
 	if c.reqState == nil {
 		c.reqState = statePool.Get().(*reqState)
 		c.sess.conn = c
-		c.sess.Client, c.sess.Local, c.sess.TLS = c.client, c.local, c.tls
+		c.sess.Client, c.sess.Local, c.sess.TLS, c.sess.TLSInfo = c.client, c.local, c.tls, c.tlsInfo
 	}
 	c.acquireBuf()
 }

@@ -4,11 +4,13 @@
 package accesslog
 
 import (
+	"crypto/tls"
 	"strconv"
 	"sync"
 	"time"
 	"unicode/utf8"
 
+	"github.com/weirproxy/weir/message"
 	"github.com/weirproxy/weir/observe"
 	"github.com/weirproxy/weir/proxy"
 )
@@ -81,6 +83,19 @@ func (l *Logger) Log(s *proxy.Session) {
 	b = numField(b, j, "attempts", int64(s.Attempts))
 	b = durField(b, j, "duration", s.End.Sub(s.Start))
 	b = durField(b, j, "upstream_duration", upDur)
+	if s.Req.ProtoMajor >= 2 {
+		b = strField(b, j, "proto", protoNames[min(s.Req.ProtoMajor, 3)])
+	}
+	if t := s.TLSInfo; t != nil {
+		b = strField(b, j, "tls", tlsVersion(t.Version))
+		if t.ServerName != "" {
+			b = strField(b, j, "sni", message.S(t.ServerName))
+		}
+		if t.JA4 != "" {
+			b = strField(b, j, "ja4", message.S(t.JA4))
+			b = strField(b, j, "ja3", message.S(t.JA3))
+		}
+	}
 	if s.Err != nil {
 		b = strField(b, j, "error", []byte(s.Err.Error()))
 	}
@@ -184,3 +199,18 @@ func appendJSONEscaped(b, v []byte) []byte {
 	}
 	return b
 }
+
+var protoNames = [...][]byte{2: []byte("HTTP/2"), 3: []byte("HTTP/3")}
+
+// tlsVersion names a TLS version as logs show it.
+func tlsVersion(v uint16) []byte {
+	switch v {
+	case tls.VersionTLS13:
+		return tls13
+	case tls.VersionTLS12:
+		return tls12
+	}
+	return tlsOther
+}
+
+var tls13, tls12, tlsOther = []byte("1.3"), []byte("1.2"), []byte("other")
