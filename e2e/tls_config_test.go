@@ -499,3 +499,79 @@ func TestCheckCommandCertificateFiles(t *testing.T) {
 		t.Errorf("missing certificate: exit %d, stderr %q; want exit 1 and %q", code, stderr, want)
 	}
 }
+
+// TestGRPCWebRoute: a route with grpc_web turns a browser's gRPC-Web
+// request into gRPC for an h2c:// peer, and the peer's trailers into the
+// final gRPC-Web frame; a route without it passes the request unchanged.
+func TestGRPCWebRoute(t *testing.T) {
+	t.Parallel()
+	protos := new(http.Protocols)
+	protos.SetUnencryptedHTTP2(true)
+	srv := &http.Server{Protocols: protos, Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		msg, _ := io.ReadAll(r.Body)
+		w.Header().Set("Content-Type", "application/grpc+proto")
+		w.Header().Set("Trailer", "Grpc-Status, Grpc-Message")
+		w.Header().Set("X-Seen-Content-Type", r.Header.Get("Content-Type"))
+		_, _ = w.Write(msg) // echo the request's message frame
+		w.Header().Set("Grpc-Status", "0")
+		w.Header().Set("Grpc-Message", "ok")
+	})}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	go srv.Serve(ln) //nolint:errcheck // ends with Close
+	t.Cleanup(func() { srv.Close() })
+
+	_, addrs := tcStart(t, t.TempDir(), `
+listeners:
+  - address: "127.0.0.1:8080"
+routes:
+  - {match: {path_prefix: /web/}, upstream: grpc, grpc_web: true}
+  - {upstream: grpc}
+upstreams:
+  grpc:
+    peers: ["h2c://`+ln.Addr().String()+`"]
+`)
+	frame := []byte{0, 0, 0, 0, 3, 'a', 'b', 'c'} // uncompressed, 3 bytes
+	post := func(path string) (*http.Response, []byte) {
+		req, err := http.NewRequest("POST", "http://"+addrs[0]+path, strings.NewReader(string(frame)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		req.Header.Set("Content-Type", "application/grpc-web+proto")
+		resp, err := newClient(t).Do(req)
+		if err != nil {
+			t.Fatalf("POST %s: %v", path, err)
+		}
+		defer resp.Body.Close()
+		body, err := io.ReadAll(resp.Body)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return resp, body
+	}
+
+	resp, body := post("/web/shop.Cart/Get")
+	if got := resp.Header.Get("X-Seen-Content-Type"); got != "application/grpc+proto" {
+		t.Errorf("the peer saw Content-Type %q, want application/grpc+proto", got)
+	}
+	if got := resp.Header.Get("Content-Type"); got != "application/grpc-web+proto" {
+		t.Errorf("the client got Content-Type %q, want application/grpc-web+proto", got)
+	}
+	if !strings.HasPrefix(string(body), string(frame)) {
+		t.Fatalf("body %q does not start with the echoed message frame", body)
+	}
+	rest := body[len(frame):]
+	if len(rest) < 5 || rest[0] != 0x80 {
+		t.Fatalf("after the message: %q; want a trailer frame (flag 0x80)", rest)
+	}
+	if tr := strings.ToLower(string(rest[5:])); !strings.Contains(tr, "grpc-status: 0\r\n") || !strings.Contains(tr, "grpc-message: ok\r\n") {
+		t.Errorf("trailer frame %q lacks grpc-status: 0 and grpc-message: ok", rest[5:])
+	}
+
+	resp, _ = post("/plain/")
+	if got := resp.Header.Get("X-Seen-Content-Type"); got != "application/grpc-web+proto" {
+		t.Errorf("without grpc_web the peer saw Content-Type %q, want the client's application/grpc-web+proto", got)
+	}
+}
