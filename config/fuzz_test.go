@@ -2,6 +2,7 @@ package config
 
 import (
 	"errors"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -56,6 +57,22 @@ func checkConfig(t *testing.T, cfg *Config) {
 		if l.Name == "" || l.Address == "" {
 			t.Errorf("listener without name or address: %+v", l)
 		}
+		h := l.HTTP2
+		if h.MaxConcurrentStreams < 1 || h.MaxHeaderListSize < 1 || h.StreamWindow < 65535 || h.ConnectionWindow < 65535 ||
+			h.MaxFrameSize < 16384 || h.GlitchBudget < 1 || h.GlitchRate < 1 {
+			t.Errorf("listener %q: bad HTTP/2 limits %+v", l.Name, h)
+		}
+		if l.TLS == nil {
+			if l.HTTP3.Enabled || h.Enabled != h.H2C {
+				t.Errorf("cleartext listener %q with HTTP/3 or inconsistent HTTP/2: %+v", l.Name, l)
+			}
+			continue
+		}
+		if h.H2C || (len(l.TLS.Certificates) == 0) == (l.TLS.ACME == nil) || len(l.TLS.ALPN) == 0 ||
+			h.Enabled != slices.Contains(l.TLS.ALPN, "h2") || l.TLS.DefaultCertificate < 0 ||
+			(l.TLS.ACME == nil && l.TLS.DefaultCertificate >= len(l.TLS.Certificates)) {
+			t.Errorf("TLS listener %q: bad settings %+v %+v", l.Name, l.TLS, h)
+		}
 	}
 	for _, r := range cfg.Routes {
 		if r.Name == "" || cfg.Upstreams[r.Upstream] == nil {
@@ -71,9 +88,15 @@ func checkConfig(t *testing.T, cfg *Config) {
 			t.Fatalf("upstream %q is missing, misnamed or has no peers: %+v", name, u)
 		}
 		for _, p := range u.Peers {
-			if p.Scheme != "http" || p.Weight < 1 || p.Weight > maxWeight || p.Address == "" {
+			if p.Scheme != u.Scheme || p.Weight < 1 || p.Weight > maxWeight || p.Address == "" {
 				t.Errorf("upstream %q: bad peer %+v", name, p)
 			}
+		}
+		if !slices.Contains(peerSchemes, u.Scheme) || (u.TLS != nil && u.Scheme != "https" && u.Scheme != "h2") {
+			t.Errorf("upstream %q: scheme %q with TLS %+v", name, u.Scheme, u.TLS)
+		}
+		if hc := u.HealthCheck; hc != nil && u.Scheme != "http" && hc.Type != "tcp" {
+			t.Errorf("upstream %q: %s health check for %s:// peers", name, hc.Type, u.Scheme)
 		}
 		if (u.Balancer == "consistent_hash") != (u.HashOn != "") {
 			t.Errorf("upstream %q: balancer %q with hash_on %q", name, u.Balancer, u.HashOn)
