@@ -1,9 +1,11 @@
 // Package config loads and validates Weir's YAML configuration.
 //
-// Load reads a file and Parse checks its bytes. Either returns a *Config in
-// which every setting that has a default is filled in (the defaults live in
-// package limits), or an ErrorList naming every problem found, each with the
-// file, line and column of the offending YAML node:
+// Load reads a file and Parse checks its bytes, reading also the
+// certificate, key and CA files the configuration names (relative paths
+// are taken from the configuration file's directory). Either returns a
+// *Config in which every setting that has a default is filled in (the
+// defaults live in package limits), or an ErrorList naming every problem
+// found, each with the file, line and column of the offending YAML node:
 //
 //	weir.yaml:7:14: invalid duration "5 seconds" for timeouts.connect: use Go syntax like 5s or 1m30s
 //	weir.yaml:12:15: route "api" sends to upstream "apii", which is not defined; did you mean "api"?
