@@ -1,0 +1,350 @@
+package forward
+
+import (
+	"context"
+	"errors"
+	"net"
+	"net/netip"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/weirproxy/weir/egress"
+	"github.com/weirproxy/weir/limits"
+	"github.com/weirproxy/weir/message"
+	"github.com/weirproxy/weir/proxy"
+	"github.com/weirproxy/weir/proxyauth"
+	"github.com/weirproxy/weir/upstream"
+)
+
+// Session values the HTTP side sets, under keys of this package.
+type (
+	identityKey struct{}
+	destKey     struct{}
+	sourceKey   struct{}
+	remoteKey   struct{}
+)
+
+// identity is who a request is for: the user (authenticated when the
+// server has Auth) and the session part of the user name.
+type identity struct {
+	user, session string
+	authed        bool
+}
+
+// httpFront is the HTTP side: the request filter (authentication, target
+// checks), the router of absolute-form requests, the CONNECT handler and
+// the access logger. It implements proxy.RequestFilter, proxy.Router,
+// proxy.ConnectHandler and proxy.Logger.
+type httpFront struct {
+	srv       *Server
+	policy    *egress.Policy
+	challenge *message.Header // the fields of a 407
+}
+
+func (s *Server) newHandler(policy *egress.Policy) *proxy.Handler {
+	f := &httpFront{srv: s, policy: policy, challenge: &message.Header{}}
+	f.challenge.AddString("Proxy-Authenticate", proxyauth.DefaultChallenge)
+	f.challenge.AddString("Content-Type", "text/plain; charset=utf-8")
+	return &proxy.Handler{
+		Limits:    s.opts.Limits,
+		Router:    f,
+		Chain:     proxy.MustChain(f),
+		Connect:   f,
+		Forwarded: proxy.ForwardedNone, // a forward proxy does not tell destinations who its clients are
+		ErrorLog:  s.log,
+	}
+}
+
+var (
+	bodyAuth      = []byte("407 Proxy Authentication Required\n")
+	errOriginForm = &proxy.StatusError{Status: 400, Msg: "this is a forward proxy: send absolute-form requests (GET http://host/path) or CONNECT"}
+	errHTTPS      = &proxy.StatusError{Status: 400, Msg: "use CONNECT for https:// URLs"}
+	errBadTarget  = &proxy.StatusError{Status: 400, Msg: "invalid destination"}
+)
+
+// RequestFilter authenticates the request, removes its credentials, and
+// checks an absolute-form target before it is routed.
+func (f *httpFront) RequestFilter(s *proxy.Session) error {
+	id, ok := f.authenticate(s.Req.Header.Get("Proxy-Authorization"))
+	if !ok {
+		return s.Respond(407, f.challenge, bodyAuth)
+	}
+	s.Req.Header.Del("Proxy-Authorization")
+	s.SetValue(identityKey{}, id)
+	if s.Req.IsMethod("CONNECT") {
+		return nil // checked by Connect
+	}
+	t := s.Req.Target
+	switch {
+	case len(t) >= 7 && message.EqualFold(t[:7], "http://"):
+	case len(t) >= 8 && message.EqualFold(t[:8], "https://"):
+		return errHTTPS
+	default:
+		return errOriginForm
+	}
+	dest, host, port, ok := normalizeAuthority(s.Req.Authority, 80)
+	if !ok {
+		return errBadTarget
+	}
+	// The name or literal and the port are checked here, so that a
+	// refusal carries Proxy-Status; the addresses a name resolves to are
+	// checked when the connection is made.
+	if err := f.policy.CheckPort(port, false); err != nil {
+		return respondRefused(s, err)
+	}
+	if err := f.policy.CheckName(host); err != nil {
+		return respondRefused(s, err)
+	}
+	s.SetValue(destKey{}, dest)
+	return nil
+}
+
+// authenticate checks a Proxy-Authorization value. Without Auth, any
+// credentials only name the user and session for source selection.
+func (f *httpFront) authenticate(v []byte) (identity, bool) {
+	auth := f.srv.opts.Auth
+	if v == nil {
+		return identity{}, auth == nil
+	}
+	name, pass, ok := proxyauth.ParseProxyAuthorization(v)
+	if !ok {
+		return identity{}, auth == nil
+	}
+	user, session := egress.SplitSession(name)
+	if auth == nil {
+		return identity{user: user, session: session}, true
+	}
+	if !auth.Check(user, pass) {
+		return identity{}, false
+	}
+	return identity{user: user, session: session, authed: true}, true
+}
+
+// normalizeAuthority turns an authority ("Example.com", "[::1]:8080")
+// into the destination key "example.com:80", with its host and port.
+func normalizeAuthority(a []byte, defPort uint16) (dest, host string, port uint16, ok bool) {
+	s := strings.ToLower(string(a))
+	hasPort := false
+	if i := strings.LastIndexByte(s, ':'); i >= 0 && !strings.Contains(s[i:], "]") {
+		hasPort = true
+	}
+	if !hasPort {
+		s = s + ":" + strconv.Itoa(int(defPort))
+	}
+	host, port, err := egress.SplitHostPort(s)
+	if err != nil {
+		return "", "", 0, false
+	}
+	return net.JoinHostPort(host, strconv.Itoa(int(port))), host, port, true
+}
+
+// respondRefused answers a policy refusal with 403 and Proxy-Status.
+func respondRefused(s *proxy.Session, err error) error {
+	var refused *egress.Refused
+	if !errors.As(err, &refused) {
+		return err
+	}
+	s.Err = err
+	var h message.Header
+	h.AddString("Content-Type", "text/plain; charset=utf-8")
+	h.AddString("Proxy-Status", proxyStatus("destination_ip_prohibited", refused.Reason))
+	return s.Respond(403, &h, []byte("403 Forbidden: "+refused.Reason+"\n"))
+}
+
+// proxyStatus builds a Proxy-Status value (RFC 9209) naming Weir.
+func proxyStatus(errType, details string) string {
+	v := "weir; error=" + errType
+	if details != "" {
+		v += "; details=" + strconv.Quote(details)
+	}
+	return v
+}
+
+// Route implements proxy.Router for absolute-form requests: one upstream
+// group per (destination, source address).
+func (f *httpFront) Route(s *proxy.Session) *proxy.Route {
+	dest, _ := s.Value(destKey{}).(string)
+	if dest == "" {
+		return nil
+	}
+	id, _ := s.Value(identityKey{}).(identity)
+	src := f.srv.sources.Pick(id.user, id.session)
+	if src.IsValid() {
+		s.SetValue(sourceKey{}, src)
+	}
+	return f.srv.groups.route(dest, src)
+}
+
+// Connect implements proxy.ConnectHandler: it checks and dials the
+// target, answers 200, and relays bytes both ways until both sides are
+// done.
+func (f *httpFront) Connect(s *proxy.Session, client net.Conn, buffered []byte) error {
+	srv := f.srv
+	id, _ := s.Value(identityKey{}).(identity)
+	dest := string(s.Req.Authority)
+	if _, _, err := egress.SplitHostPort(dest); err != nil {
+		return errBadTarget
+	}
+	src := srv.sources.Pick(id.user, id.session)
+	if src.IsValid() {
+		s.SetValue(sourceKey{}, src)
+	}
+	up, remote, err := srv.dialer.DialContext(context.Background(), "tcp", dest, egress.DialOptions{LocalAddr: src})
+	if err != nil {
+		status, errType, details := classifyDialError(err)
+		s.Status = status
+		s.Err = err
+		writeConnectError(client, status, errType, details)
+		if status != 403 {
+			srv.log.Debug("CONNECT failed", "client", s.Client, "dest", dest, "err", err)
+		}
+		return err
+	}
+	defer up.Close()
+	s.SetValue(remoteKey{}, remote)
+	_ = client.SetWriteDeadline(time.Now().Add(limits.WriteTimeout))
+	if _, err := client.Write(connectEstablished); err != nil {
+		s.Err = err
+		return nil
+	}
+	s.Status = 200
+	in, out, err := relay(client, buffered, up, srv.opts.TunnelIdleTimeout)
+	s.BytesIn, s.BytesOut = in, out
+	if err != nil {
+		s.Err = err
+	}
+	return nil
+}
+
+var connectEstablished = []byte("HTTP/1.1 200 Connection Established\r\n\r\n")
+
+// classifyDialError maps a dial error to the status, the Proxy-Status
+// error type (RFC 9209) and details safe to show the client.
+func classifyDialError(err error) (status int, errType, details string) {
+	var refused *egress.Refused
+	switch {
+	case errors.As(err, &refused):
+		return 403, "destination_ip_prohibited", refused.Reason
+	case isDNSError(err) && isTimeout(err):
+		return 504, "dns_timeout", "the destination's name could not be resolved in time"
+	case isDNSError(err):
+		return 502, "dns_error", "the destination's name could not be resolved"
+	case isTimeout(err):
+		return 504, "connection_timeout", "the destination did not answer in time"
+	case isRefused(err):
+		return 502, "connection_refused", "the destination refused the connection"
+	}
+	return 502, "destination_unavailable", "the destination could not be reached"
+}
+
+// writeConnectError answers a CONNECT that could not be carried out; the
+// connection is closed afterwards.
+func writeConnectError(c net.Conn, status int, errType, details string) {
+	text := strconv.Itoa(status) + " " + statusText(status)
+	body := text + ": " + details + "\n"
+	b := make([]byte, 0, 256)
+	b = append(b, "HTTP/1.1 "...)
+	b = append(b, text...)
+	b = append(b, "\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: "...)
+	b = strconv.AppendInt(b, int64(len(body)), 10)
+	b = append(b, "\r\nProxy-Status: "...)
+	b = append(b, proxyStatus(errType, details)...)
+	b = append(b, "\r\nConnection: close\r\n\r\n"...)
+	b = append(b, body...)
+	_ = c.SetWriteDeadline(time.Now().Add(limits.WriteTimeout))
+	_, _ = c.Write(b)
+}
+
+func statusText(status int) string {
+	switch status {
+	case 403:
+		return "Forbidden"
+	case 504:
+		return "Gateway Timeout"
+	}
+	return "Bad Gateway"
+}
+
+// Log implements proxy.Logger: per-user counters and the access line.
+func (f *httpFront) Log(s *proxy.Session) {
+	id, _ := s.Value(identityKey{}).(identity)
+	kind := kindHTTP
+	if s.Req.IsMethod("CONNECT") {
+		kind = kindConnect
+	}
+	if s.Status != 407 {
+		f.srv.usage.add(id, kind, s.BytesIn, s.BytesOut)
+	}
+	al := f.srv.opts.AccessLog
+	if al == nil {
+		return
+	}
+	attrs := make([]any, 0, 28)
+	attrs = append(attrs,
+		"proto", kind.String(),
+		"client", s.Client.Addr().Unmap().String(),
+		"user", id.user,
+		"method", string(s.Req.Method),
+		"host", string(s.Req.Authority),
+	)
+	if kind == kindHTTP {
+		attrs = append(attrs, "path", string(s.Req.Path))
+	}
+	attrs = append(attrs, "status", s.Status, "bytes_in", s.BytesIn, "bytes_out", s.BytesOut)
+	if src, ok := s.Value(sourceKey{}).(netip.Addr); ok {
+		attrs = append(attrs, "source", src.String())
+	}
+	if remote, ok := s.Value(remoteKey{}).(netip.AddrPort); ok {
+		attrs = append(attrs, "upstream", remote.String())
+	} else if s.Peer != nil {
+		attrs = append(attrs, "upstream", s.Peer.Addr)
+	}
+	attrs = append(attrs, "duration", s.Duration().Seconds())
+	if s.Err != nil {
+		attrs = append(attrs, "error", s.Err.Error())
+	}
+	al.Info("access", attrs...)
+}
+
+// newGroup builds the upstream group of one destination reached from one
+// source address: a single peer whose connections go through the egress
+// dialer, so a name is checked and resolved once per connection and only
+// checked addresses are dialed.
+func (s *Server) newGroup(dest string, src netip.Addr) *upstream.Group {
+	d := s.dialer
+	dial := func(ctx context.Context, addr string) (net.Conn, error) {
+		c, _, err := d.DialContext(ctx, "tcp", addr, egress.DialOptions{LocalAddr: src, Forward: true})
+		if err != nil {
+			var refused *egress.Refused
+			if errors.As(err, &refused) {
+				return nil, &proxy.StatusError{Status: 403, Msg: refused.Reason}
+			}
+			return nil, err
+		}
+		return c, nil
+	}
+	peer := upstream.NewPeer(dest, 1, 0, upstream.PoolOptions{
+		MaxIdle:        s.opts.MaxIdlePerDestination,
+		IdleTimeout:    limits.PoolIdleTimeout,
+		ConnectTimeout: s.opts.ConnectTimeout,
+		Dial:           dial,
+	})
+	bal, err := upstream.NewBalancer(upstream.RoundRobin, []*upstream.Peer{peer})
+	if err != nil {
+		panic("forward: one peer must make a balancer: " + err.Error())
+	}
+	return &upstream.Group{
+		Name:     "forward",
+		Peers:    []*upstream.Peer{peer},
+		Balancer: bal,
+		Timeouts: upstream.Timeouts{
+			Connect:        s.opts.ConnectTimeout,
+			ResponseHeader: limits.ResponseHeaderTimeout,
+			Idle:           limits.UpstreamIdleTimeout,
+		},
+		// One destination is one peer: there is nothing to retry on or
+		// to eject it in favour of.
+		Retries: 0,
+	}
+}

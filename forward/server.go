@@ -1,0 +1,504 @@
+package forward
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/netip"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"github.com/weirproxy/weir/egress"
+	"github.com/weirproxy/weir/proxy"
+	"github.com/weirproxy/weir/socks5"
+)
+
+// Defaults of Options. Each applies when its field is zero.
+const (
+	// DefaultListen is where a forward proxy listens when Options.Listen
+	// is empty: the loopback interface, on the port HTTP proxies
+	// traditionally use.
+	DefaultListen = "127.0.0.1:3128"
+
+	// DefaultHandshakeTimeout bounds the time from accepting a connection
+	// to its first byte, and then the whole SOCKS5 handshake. HTTP
+	// connections then follow the engine's own header read timeout.
+	DefaultHandshakeTimeout = socks5.DefaultHandshakeTimeout
+
+	// DefaultTunnelIdleTimeout ends a tunnel (CONNECT, SOCKS5 CONNECT)
+	// through which no byte moved in either direction for this long.
+	DefaultTunnelIdleTimeout = 10 * time.Minute
+
+	// DefaultMaxDestinations bounds how many (destination, source address)
+	// pairs keep a connection pool for absolute-form requests; past it
+	// the one used longest ago is closed.
+	DefaultMaxDestinations = 1024
+
+	// DefaultMaxIdlePerDestination is how many idle keep-alive
+	// connections are kept to one destination.
+	DefaultMaxIdlePerDestination = 16
+
+	// DefaultDestinationIdle closes the pool of a destination no request
+	// used for this long.
+	DefaultDestinationIdle = 90 * time.Second
+)
+
+// Authenticator checks a user name and password. *proxyauth.Users is one.
+// Check must be safe for concurrent use and should compare in constant
+// time.
+type Authenticator interface {
+	Check(user, pass string) bool
+}
+
+// Options configure a forward proxy Server.
+type Options struct {
+	// Listen is the TCP address to listen on (default DefaultListen).
+	// Ignored when Listener is set.
+	Listen string
+	// Listener, when set, is served instead of listening on Listen. The
+	// Server closes it on Shutdown.
+	Listener net.Listener
+
+	// Policy says which destinations clients may reach. The zero value is
+	// the safe default of package egress: no loopback, private,
+	// link-local or other special-purpose address; tunnels to port 443
+	// only.
+	Policy egress.PolicyConfig
+
+	// Auth checks credentials; nil means no authentication. A Server
+	// with no Auth refuses to listen on a non-loopback address unless
+	// AllowOpen is set.
+	Auth Authenticator
+	// AllowOpen lets a Server without Auth listen on a non-loopback
+	// address. It logs a warning when it starts.
+	AllowOpen bool
+
+	// Sources picks the source address of outbound connections. With no
+	// Addrs the kernel chooses.
+	Sources egress.SourceConfig
+
+	// Resolver looks destination names up (nil: egress.NetResolver, the
+	// system resolver). Package resolver provides a caching one.
+	Resolver egress.Resolver
+
+	// UDP lets SOCKS5 clients use UDP ASSOCIATE.
+	UDP bool
+
+	// Logger receives the server's own log (nil: slog.Default()).
+	Logger *slog.Logger
+	// AccessLog, when set, receives one line per HTTP request, CONNECT
+	// tunnel, SOCKS5 connection and UDP association.
+	AccessLog *slog.Logger
+
+	// Limits bound HTTP client connections (zero fields: the engine's
+	// defaults, from package limits).
+	Limits proxy.Limits
+
+	// HandshakeTimeout: see DefaultHandshakeTimeout.
+	HandshakeTimeout time.Duration
+	// ConnectTimeout bounds one outbound connect, name resolution
+	// included (default egress.DefaultConnectTimeout).
+	ConnectTimeout time.Duration
+	// TunnelIdleTimeout: see DefaultTunnelIdleTimeout. Negative means no
+	// idle limit.
+	TunnelIdleTimeout time.Duration
+	// UDPIdleTimeout ends a UDP association that relayed nothing for this
+	// long (default socks5.DefaultUDPIdleTimeout).
+	UDPIdleTimeout time.Duration
+	// MaxDestinations: see DefaultMaxDestinations.
+	MaxDestinations int
+	// MaxIdlePerDestination: see DefaultMaxIdlePerDestination.
+	MaxIdlePerDestination int
+	// DestinationIdle: see DefaultDestinationIdle.
+	DestinationIdle time.Duration
+
+	// DialControl, when set, is called with every outbound TCP socket
+	// before it connects (as net.Dialer.Control): to set socket options
+	// or, in tests, to count connection attempts.
+	DialControl func(network, address string, c syscall.RawConn) error
+}
+
+func (o *Options) fill() {
+	if o.Listen == "" {
+		o.Listen = DefaultListen
+	}
+	if o.Logger == nil {
+		o.Logger = slog.Default()
+	}
+	setDur(&o.HandshakeTimeout, DefaultHandshakeTimeout)
+	setDur(&o.ConnectTimeout, egress.DefaultConnectTimeout)
+	setDur(&o.TunnelIdleTimeout, DefaultTunnelIdleTimeout)
+	setDur(&o.UDPIdleTimeout, socks5.DefaultUDPIdleTimeout)
+	setDur(&o.DestinationIdle, DefaultDestinationIdle)
+	if o.MaxDestinations <= 0 {
+		o.MaxDestinations = DefaultMaxDestinations
+	}
+	if o.MaxIdlePerDestination == 0 {
+		o.MaxIdlePerDestination = DefaultMaxIdlePerDestination
+	}
+}
+
+func setDur(d *time.Duration, def time.Duration) {
+	if *d == 0 {
+		*d = def
+	}
+}
+
+// OpenProxyError is New's refusal to run without authentication on an
+// address other hosts can reach.
+type OpenProxyError struct {
+	Addr string
+}
+
+func (e *OpenProxyError) Error() string {
+	return "refusing to run an open proxy on " + e.Addr + ": add users (--auth or --users) or --allow-open"
+}
+
+// ErrServerClosed is returned by Serve after Shutdown or Close.
+var ErrServerClosed = proxy.ErrServerClosed
+
+// Server is a forward proxy. Create one with New, run it with Serve, stop
+// it with Shutdown.
+type Server struct {
+	opts    Options
+	log     *slog.Logger
+	dialer  *egress.Dialer
+	sources *egress.SourcePool // nil: the kernel chooses
+
+	ln     net.Listener
+	httpLn *connListener
+	engine *proxy.Server
+	groups *groupCache
+	usage  usageTable
+	open   bool // no authentication on a non-loopback address
+
+	serving atomic.Bool
+
+	mu      sync.Mutex
+	conns   map[net.Conn]bool // accepted connections not handed to the engine; true once tunnelling
+	closing bool
+	wg      sync.WaitGroup
+}
+
+// New checks o, listens and builds the server. It fails with an
+// *OpenProxyError for a server without Auth on a non-loopback address
+// unless o.AllowOpen is set.
+func New(o Options) (*Server, error) {
+	o.fill()
+	policy, err := egress.NewPolicy(o.Policy)
+	if err != nil {
+		return nil, fmt.Errorf("forward: policy: %w", err)
+	}
+	var sources *egress.SourcePool
+	if len(o.Sources.Addrs) > 0 {
+		if sources, err = egress.NewSourcePool(o.Sources); err != nil {
+			return nil, fmt.Errorf("forward: source addresses: %w", err)
+		}
+	}
+	ln := o.Listener
+	where := o.Listen
+	loopback := false
+	if ln != nil {
+		where = ln.Addr().String()
+		loopback = isLoopbackAddr(ln.Addr())
+	} else {
+		loopback = isLoopbackListen(o.Listen)
+	}
+	if o.Auth == nil && !loopback && !o.AllowOpen {
+		if o.Listener != nil {
+			o.Listener.Close()
+		}
+		return nil, &OpenProxyError{Addr: where}
+	}
+	if ln == nil {
+		if ln, err = net.Listen("tcp", o.Listen); err != nil {
+			return nil, fmt.Errorf("forward: %w", err)
+		}
+	}
+	s := &Server{
+		opts:    o,
+		log:     o.Logger,
+		sources: sources,
+		ln:      ln,
+		open:    o.Auth == nil && !loopback,
+		conns:   map[net.Conn]bool{},
+		dialer: &egress.Dialer{
+			Policy:   policy,
+			Resolver: o.Resolver,
+			Timeout:  o.ConnectTimeout,
+			Control:  o.DialControl,
+		},
+	}
+	s.httpLn = newConnListener(ln.Addr())
+	s.groups = newGroupCache(s, o.MaxDestinations, o.DestinationIdle)
+	s.engine = proxy.NewServer(s.newHandler(policy))
+	return s, nil
+}
+
+// isLoopbackListen reports whether a listen address only binds loopback:
+// a loopback IP or "localhost". An empty host binds every interface.
+func isLoopbackListen(addr string) bool {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return false
+	}
+	if host == "localhost" {
+		return true
+	}
+	ip, err := netip.ParseAddr(host)
+	return err == nil && ip.Unmap().IsLoopback()
+}
+
+func isLoopbackAddr(a net.Addr) bool {
+	if ta, ok := a.(*net.TCPAddr); ok {
+		return ta.AddrPort().Addr().Unmap().IsLoopback()
+	}
+	return isLoopbackListen(a.String())
+}
+
+// Addr returns the address the server listens on.
+func (s *Server) Addr() net.Addr { return s.ln.Addr() }
+
+// Serve accepts connections until Shutdown or Close, then returns
+// ErrServerClosed (or the listener's error if it failed for good).
+func (s *Server) Serve() error {
+	if !s.serving.CompareAndSwap(false, true) {
+		return errors.New("forward: Serve called twice")
+	}
+	s.logStart()
+	engineDone := make(chan struct{})
+	go func() {
+		defer close(engineDone)
+		if err := s.engine.Serve(s.httpLn); err != nil && !errors.Is(err, proxy.ErrServerClosed) && !s.isClosing() {
+			s.log.Error("forward proxy: HTTP side stopped", "err", err)
+		}
+	}()
+	var backoff time.Duration
+	for {
+		c, err := s.ln.Accept()
+		if err != nil {
+			if s.isClosing() {
+				<-engineDone
+				return ErrServerClosed
+			}
+			if isTemporaryAccept(err) {
+				backoff = min(max(2*backoff, 5*time.Millisecond), time.Second)
+				s.log.Warn("accept failed; retrying", "err", err, "retry_in", backoff)
+				t := time.NewTimer(backoff)
+				<-t.C
+				continue
+			}
+			s.httpLn.Close()
+			<-engineDone
+			return err
+		}
+		backoff = 0
+		if !s.track(c) {
+			c.Close()
+			continue
+		}
+		go s.handleConn(c)
+	}
+}
+
+func (s *Server) logStart() {
+	attrs := []any{
+		"addr", s.ln.Addr().String(),
+		"auth", s.opts.Auth != nil,
+		"udp", s.opts.UDP,
+		"allow_private", s.opts.Policy.AllowPrivate,
+	}
+	if s.sources != nil {
+		mode := s.opts.Sources.Mode
+		if mode == "" {
+			mode = egress.ModeRoundRobin
+		}
+		attrs = append(attrs, "source_addrs", len(s.opts.Sources.Addrs), "source_mode", mode)
+	}
+	s.log.Info("forward proxy listening (HTTP and SOCKS5 on one port)", attrs...)
+	if s.open {
+		s.log.Warn("WARNING: open proxy: no authentication on a non-loopback address; anyone who can reach " +
+			s.ln.Addr().String() + " can use it")
+	}
+}
+
+func isTemporaryAccept(err error) bool {
+	var ne net.Error
+	if errors.As(err, &ne) && ne.Timeout() {
+		return true
+	}
+	return errors.Is(err, syscall.EMFILE) || errors.Is(err, syscall.ENFILE) ||
+		errors.Is(err, syscall.ENOBUFS) || errors.Is(err, syscall.ENOMEM) ||
+		errors.Is(err, syscall.ECONNABORTED)
+}
+
+func (s *Server) isClosing() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.closing
+}
+
+// track registers a connection the server owns until it is handed to the
+// engine; false when the server is closing.
+func (s *Server) track(c net.Conn) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closing {
+		return false
+	}
+	s.conns[c] = false
+	s.wg.Add(1)
+	return true
+}
+
+// tunnelling marks a tracked connection as carrying a tunnel or UDP
+// association, which Shutdown lets finish within its grace.
+func (s *Server) tunnelling(c net.Conn) {
+	s.mu.Lock()
+	if _, ok := s.conns[c]; ok {
+		s.conns[c] = true
+	}
+	s.mu.Unlock()
+}
+
+// done forgets a tracked connection; its goroutine ends.
+func (s *Server) done(c net.Conn) {
+	s.mu.Lock()
+	delete(s.conns, c)
+	s.mu.Unlock()
+	s.wg.Done()
+}
+
+// handleConn peeks at a new connection's first byte and serves it as
+// SOCKS5 or hands it to the HTTP engine.
+func (s *Server) handleConn(c net.Conn) {
+	deadline := time.Now().Add(s.opts.HandshakeTimeout)
+	_ = c.SetReadDeadline(deadline)
+	first, pc, err := peekFirst(c)
+	if err != nil {
+		s.log.Debug("connection closed before its first byte", "client", c.RemoteAddr().String(), "err", err)
+		c.Close()
+		s.done(c)
+		return
+	}
+	switch {
+	case first == socks5.Version:
+		s.serveSOCKS(pc, deadline)
+		pc.Close()
+		s.done(c)
+		return
+	case first == socks4Version:
+		// A SOCKS4 client gets SOCKS4's "request rejected" rather than
+		// silence, so it can tell its user what went wrong.
+		_ = pc.SetWriteDeadline(time.Now().Add(time.Second))
+		_, _ = pc.Write(socks4Rejected)
+		s.log.Debug("SOCKS4 is not supported; use SOCKS5", "client", c.RemoteAddr().String())
+		pc.Close()
+		s.done(c)
+		return
+	case !httpStart[first]:
+		// Not a request line (a TLS ClientHello from a client that took
+		// the proxy for an HTTPS one, noise): nothing to answer.
+		s.log.Debug("neither HTTP nor SOCKS5; closing", "client", c.RemoteAddr().String(), "first_byte", first)
+		pc.Close()
+		s.done(c)
+		return
+	}
+	_ = pc.SetReadDeadline(time.Time{})
+	s.done(c)
+	if !s.httpLn.deliver(pc) {
+		pc.Close()
+	}
+}
+
+// Shutdown drains: the listener closes, connections that have not sent
+// a request or finished a SOCKS5 handshake close, HTTP requests in flight
+// finish, and tunnels run until they end. When ctx ends first, everything
+// left is closed and ctx's error returned.
+func (s *Server) Shutdown(ctx context.Context) error {
+	s.mu.Lock()
+	s.closing = true
+	var waiting []net.Conn
+	for c, tunnel := range s.conns {
+		if !tunnel {
+			waiting = append(waiting, c)
+		}
+	}
+	s.mu.Unlock()
+	s.ln.Close()
+	for _, c := range waiting {
+		c.Close()
+	}
+	engineErr := make(chan error, 1)
+	go func() { engineErr <- s.engine.Shutdown(ctx) }()
+	ownDone := make(chan struct{})
+	go func() {
+		s.wg.Wait()
+		close(ownDone)
+	}()
+	var err error
+	select {
+	case <-ownDone:
+	case <-ctx.Done():
+		s.mu.Lock()
+		for c := range s.conns {
+			c.Close()
+		}
+		s.mu.Unlock()
+		<-ownDone
+		err = ctx.Err()
+	}
+	if e := <-engineErr; e != nil && err == nil {
+		err = e
+	}
+	s.httpLn.Close()
+	s.groups.close()
+	return err
+}
+
+// Close stops the server at once, closing every connection.
+func (s *Server) Close() error {
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	err := s.Shutdown(ctx)
+	if errors.Is(err, context.Canceled) {
+		err = nil
+	}
+	return err
+}
+
+// ActiveConns returns the number of open client connections: HTTP ones
+// and those the server holds itself (SOCKS5, not yet identified).
+func (s *Server) ActiveConns() int {
+	s.mu.Lock()
+	n := len(s.conns)
+	s.mu.Unlock()
+	return n + s.engine.ActiveConns()
+}
+
+const socks4Version = 4
+
+// socks4Rejected is SOCKS4's reply "request rejected or failed" (VN 0,
+// CD 91).
+var socks4Rejected = []byte{0, 91, 0, 0, 0, 0, 0, 0}
+
+// httpStart marks the bytes an HTTP/1 request may start with: a method's
+// token characters (RFC 9110 5.6.2), or the empty line RFC 9112 2.2 lets a
+// client send before a request.
+var httpStart = func() (t [256]bool) {
+	for c := '0'; c <= '9'; c++ {
+		t[c] = true
+	}
+	for c := 'a'; c <= 'z'; c++ {
+		t[c] = true
+		t[c-'a'+'A'] = true
+	}
+	for _, c := range "!#$%&'*+-.^_`|~\r\n" {
+		t[c] = true
+	}
+	return t
+}()
