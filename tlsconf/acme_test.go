@@ -1,6 +1,7 @@
 package tlsconf
 
 import (
+	"bytes"
 	"context"
 	"crypto/tls"
 	"encoding/json"
@@ -15,8 +16,6 @@ import (
 	"sync"
 	"testing"
 	"time"
-
-	"github.com/weirproxy/weir/internal/testutil"
 )
 
 const pebbleModule = "github.com/letsencrypt/pebble/v2"
@@ -93,7 +92,7 @@ func startPebble(t *testing.T) (dirURL, rootFile string, stop func()) {
 		"PEBBLE_VA_NOSLEEP=1",
 		"PEBBLE_WFE_NONCEREJECT=0",
 	)
-	logs := &testutil.SyncBuffer{}
+	logs := &syncBuffer{}
 	cmd.Stdout, cmd.Stderr = logs, logs
 	if err := cmd.Start(); err != nil {
 		cancel()
@@ -222,4 +221,23 @@ func TestACMEOptionErrors(t *testing.T) {
 			t.Errorf("%+v: error %v, want one containing %q", tc.o, err, tc.want)
 		}
 	}
+}
+
+// syncBuffer is a bytes.Buffer safe for the server's and the test's
+// goroutines.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
 }
