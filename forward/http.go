@@ -52,7 +52,7 @@ func (s *Server) newHandler(policy *egress.Policy) *proxy.Handler {
 		Chain:     proxy.MustChain(f),
 		Connect:   f,
 		Forwarded: proxy.ForwardedNone, // a forward proxy does not tell destinations who its clients are
-		ErrorLog:  s.log,
+		ErrorLog:  newDestinationLog(s.log),
 	}
 }
 

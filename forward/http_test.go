@@ -186,6 +186,11 @@ func TestForwardConnectErrors(t *testing.T) {
 	if resp.StatusCode != 502 {
 		t.Errorf("GET to a closed port: %d, want 502", resp.StatusCode)
 	}
+	// A client's unreachable destination is not the operator's problem:
+	// no warning, only debug lines and the access line.
+	if strings.Contains(p.log.String(), "level=WARN") {
+		t.Errorf("destination failures logged as warnings:\n%s", p.log.String())
+	}
 }
 
 func TestForwardTunnelIdleTimeout(t *testing.T) {
