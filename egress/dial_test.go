@@ -80,7 +80,7 @@ func listen(t *testing.T, network, addr string) (netip.AddrPort, <-chan netip.Ad
 	t.Helper()
 	ln, err := net.Listen(network, addr)
 	if err != nil {
-		t.Skipf("listen %s %s: %v", network, addr, err)
+		t.Fatalf("listen %s %s: %v", network, addr, err)
 	}
 	t.Cleanup(func() { ln.Close() })
 	seen := make(chan netip.AddrPort, 16)

@@ -34,11 +34,11 @@ func buildPebble(t *testing.T) string {
 	}
 	goBin, err := exec.LookPath("go")
 	if err != nil {
-		t.Skip("no go tool to build the Pebble ACME server")
+		t.Fatal("no go tool to build the Pebble ACME server")
 	}
 	out, err := exec.Command(goBin, "list", "-m", "-f", "{{.Version}}", pebbleModule).Output()
 	if err != nil {
-		t.Skipf("Pebble is not in the module graph: %v", err)
+		t.Fatalf("Pebble is not in the module graph: %v", err)
 	}
 	version := strings.TrimSpace(string(out))
 	bin := t.TempDir()
@@ -46,7 +46,7 @@ func buildPebble(t *testing.T) string {
 	cmd.Env = append(os.Environ(), "GOBIN="+bin, "GOFLAGS=", "GOWORK=off")
 	cmd.Dir = bin
 	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Skipf("cannot build Pebble %s: %v\n%s", version, err, out)
+		t.Fatalf("cannot build Pebble %s: %v\n%s", version, err, out)
 	}
 	return filepath.Join(bin, "pebble")
 }
