@@ -499,3 +499,39 @@ func TestForwardProxyCommand(t *testing.T) {
 		t.Errorf("no access lines naming alice in:\n%s", clip([]byte(l)))
 	}
 }
+
+// TestForwardProxyChain: curl's requests through one Weir reach the origin
+// through a second one, over either protocol between the two.
+func TestForwardProxyChain(t *testing.T) {
+	t.Parallel()
+	o := remoteOrigin(t)
+	tlsOrigin := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		fmt.Fprintf(w, "tls origin %s", r.URL.Path)
+	}))
+	t.Cleanup(tlsOrigin.Close)
+	tlsAddr := tlsOrigin.Listener.Addr().String()
+	pol := egress.PolicyConfig{AllowPrivate: true, ConnectPorts: []uint16{portOf(t, tlsAddr), portOf(t, o.addr())}}
+	next := startForward(t, forward.Options{
+		Policy:  pol,
+		Auth:    fwdUsers(t, "bob:pw"),
+		Sources: egress.SourceConfig{Addrs: []netip.Addr{netip.MustParseAddr("127.0.0.3")}},
+	})
+	for _, scheme := range []string{"http", "socks5"} {
+		first := startForward(t, forward.Options{Policy: pol, Upstream: scheme + "://bob:pw@" + next.addr})
+		for _, args := range [][]string{
+			{"-x", "http://" + first.addr, "http://" + o.addr() + "/a"},
+			{"-k", "-x", "http://" + first.addr, "https://" + tlsAddr + "/b"},
+			{"--socks5-hostname", first.addr, "http://localhost:" + strconv.Itoa(int(portOf(t, o.addr()))) + "/c"},
+		} {
+			out, errs, code := fwdCurl(t, args...)
+			path := args[len(args)-1][strings.LastIndexByte(args[len(args)-1], '/'):]
+			want := "from 127.0.0.3 path " + path // the second proxy's source address
+			if strings.HasPrefix(args[len(args)-1], "https") {
+				want = "tls origin " + path
+			}
+			if code != 0 || out != want {
+				t.Errorf("%s chain, curl %v: exit %d %q, want %q; %s", scheme, args, code, out, want, errs)
+			}
+		}
+	}
+}

@@ -173,6 +173,9 @@ func (f *httpFront) Route(s *proxy.Session) *proxy.Route {
 	if src.IsValid() {
 		s.SetValue(sourceKey{}, src)
 	}
+	if ch := f.srv.chain; ch != nil && !ch.socks {
+		dest = "" // one pool per source address toward the next proxy
+	}
 	return f.srv.groups.route(dest, src)
 }
 
@@ -190,7 +193,7 @@ func (f *httpFront) Connect(s *proxy.Session, client net.Conn, buffered []byte) 
 	if src.IsValid() {
 		s.SetValue(sourceKey{}, src)
 	}
-	up, remote, err := srv.dialer.DialContext(context.Background(), "tcp", dest, egress.DialOptions{LocalAddr: src})
+	up, remote, err := srv.dialOut(bgCtx, dest, src, false)
 	if err != nil {
 		status, errType, details := classifyDialError(err)
 		s.Status = status
@@ -202,7 +205,9 @@ func (f *httpFront) Connect(s *proxy.Session, client net.Conn, buffered []byte) 
 		return err
 	}
 	defer up.Close()
-	s.SetValue(remoteKey{}, remote)
+	if remote.IsValid() {
+		s.SetValue(remoteKey{}, remote)
+	}
 	_ = client.SetWriteDeadline(time.Now().Add(limits.WriteTimeout))
 	if _, err := client.Write(connectEstablished); err != nil {
 		s.Err = err
@@ -223,9 +228,12 @@ var connectEstablished = []byte("HTTP/1.1 200 Connection Established\r\n\r\n")
 // error type (RFC 9209) and details safe to show the client.
 func classifyDialError(err error) (status int, errType, details string) {
 	var refused *egress.Refused
+	var chainErr *ChainError
 	switch {
 	case errors.As(err, &refused):
 		return 403, "destination_ip_prohibited", refused.Reason
+	case errors.As(err, &chainErr):
+		return 502, "destination_unavailable", chainErr.Error()
 	case isDNSError(err) && isTimeout(err):
 		return 504, "dns_timeout", "the destination's name could not be resolved in time"
 	case isDNSError(err):
@@ -308,21 +316,33 @@ func (f *httpFront) Log(s *proxy.Session) {
 }
 
 // newGroup builds the upstream group of one destination reached from one
-// source address: a single peer whose connections go through the egress
-// dialer, so a name is checked and resolved once per connection and only
-// checked addresses are dialed.
+// source address: a single peer whose connections go through dialOut, so
+// a name is checked and resolved once per connection and only checked
+// addresses are dialed. With an HTTP next proxy, dest is empty and the
+// one peer is that proxy, which gets every request in absolute form.
 func (s *Server) newGroup(dest string, src netip.Addr) *upstream.Group {
-	d := s.dialer
-	dial := func(ctx context.Context, addr string) (net.Conn, error) {
-		c, _, err := d.DialContext(ctx, "tcp", addr, egress.DialOptions{LocalAddr: src, Forward: true})
-		if err != nil {
-			var refused *egress.Refused
-			if errors.As(err, &refused) {
-				return nil, &proxy.StatusError{Status: 403, Msg: refused.Reason}
-			}
-			return nil, err
+	var dial func(ctx context.Context, addr string) (net.Conn, error)
+	if s.chain != nil && !s.chain.socks {
+		dest = s.chain.addr
+		dial = func(ctx context.Context, _ string) (net.Conn, error) {
+			return s.dialChainProxy(ctx, src)
 		}
-		return c, nil
+	} else {
+		dial = func(ctx context.Context, addr string) (net.Conn, error) {
+			c, _, err := s.dialOut(ctx, addr, src, true)
+			if err != nil {
+				var refused *egress.Refused
+				var chainErr *ChainError
+				switch {
+				case errors.As(err, &refused):
+					return nil, &proxy.StatusError{Status: 403, Msg: refused.Reason}
+				case errors.As(err, &chainErr):
+					return nil, &proxy.StatusError{Status: 502, Msg: chainErr.Error()}
+				}
+				return nil, err
+			}
+			return c, nil
+		}
 	}
 	peer := upstream.NewPeer(dest, 1, 0, upstream.PoolOptions{
 		MaxIdle:        s.opts.MaxIdlePerDestination,

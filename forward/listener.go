@@ -75,27 +75,23 @@ func peekFirst(c net.Conn) (byte, net.Conn, error) {
 	if _, err := io.ReadFull(c, one[:]); err != nil {
 		return 0, nil, err
 	}
-	return one[0], &replayConn{Conn: c, first: one[0], pending: true}, nil
+	return one[0], &replayConn{Conn: c, early: one[:]}, nil
 }
 
-// replayConn gives back one byte read ahead before reading on.
+// replayConn gives back bytes read ahead before reading on.
 type replayConn struct {
 	net.Conn
-	mu      sync.Mutex
-	first   byte
-	pending bool
+	mu    sync.Mutex
+	early []byte
 }
 
 func (r *replayConn) Read(p []byte) (int, error) {
-	if len(p) == 0 {
-		return 0, nil
-	}
 	r.mu.Lock()
-	if r.pending {
-		r.pending = false
+	if len(r.early) > 0 {
+		n := copy(p, r.early)
+		r.early = r.early[n:]
 		r.mu.Unlock()
-		p[0] = r.first
-		return 1, nil
+		return n, nil
 	}
 	r.mu.Unlock()
 	return r.Conn.Read(p)

@@ -85,8 +85,18 @@ type Options struct {
 	// system resolver). Package resolver provides a caching one.
 	Resolver egress.Resolver
 
-	// UDP lets SOCKS5 clients use UDP ASSOCIATE.
+	// UDP lets SOCKS5 clients use UDP ASSOCIATE. Not with Upstream.
 	UDP bool
+
+	// Upstream, when set, sends every outbound connection through
+	// another proxy: "http://[user:pass@]host:port" (tunnels through
+	// CONNECT, plain requests forwarded in absolute form) or
+	// "socks5://[user:pass@]host:port" (everything through SOCKS5
+	// CONNECT; "socks5h://" is the same). Destination names are sent to
+	// that proxy, which resolves them: the policy checks ports, names
+	// and address literals, and the next proxy's own rules decide about
+	// the addresses names resolve to.
+	Upstream string
 
 	// Logger receives the server's own log (nil: slog.Default()).
 	Logger *slog.Logger
@@ -167,7 +177,9 @@ type Server struct {
 	opts    Options
 	log     *slog.Logger
 	dialer  *egress.Dialer
+	policy  *egress.Policy
 	sources *egress.SourcePool // nil: the kernel chooses
+	chain   *chain             // nil: connect directly
 
 	ln     net.Listener
 	httpLn *connListener
@@ -186,8 +198,16 @@ type Server struct {
 
 // New checks o, listens and builds the server. It fails with an
 // *OpenProxyError for a server without Auth on a non-loopback address
-// unless o.AllowOpen is set.
+// unless o.AllowOpen is set. On failure it closes o.Listener, if given.
 func New(o Options) (*Server, error) {
+	s, err := newServer(o)
+	if err != nil && o.Listener != nil {
+		o.Listener.Close()
+	}
+	return s, err
+}
+
+func newServer(o Options) (*Server, error) {
 	o.fill()
 	policy, err := egress.NewPolicy(o.Policy)
 	if err != nil {
@@ -199,9 +219,18 @@ func New(o Options) (*Server, error) {
 			return nil, fmt.Errorf("forward: source addresses: %w", err)
 		}
 	}
+	var ch *chain
+	if o.Upstream != "" {
+		if ch, err = parseChain(o.Upstream); err != nil {
+			return nil, fmt.Errorf("forward: %w", err)
+		}
+		if o.UDP {
+			return nil, errors.New("forward: UDP relaying cannot go through an upstream proxy")
+		}
+	}
 	ln := o.Listener
 	where := o.Listen
-	loopback := false
+	var loopback bool
 	if ln != nil {
 		where = ln.Addr().String()
 		loopback = isLoopbackAddr(ln.Addr())
@@ -209,9 +238,6 @@ func New(o Options) (*Server, error) {
 		loopback = isLoopbackListen(o.Listen)
 	}
 	if o.Auth == nil && !loopback && !o.AllowOpen {
-		if o.Listener != nil {
-			o.Listener.Close()
-		}
 		return nil, &OpenProxyError{Addr: where}
 	}
 	if ln == nil {
@@ -223,6 +249,8 @@ func New(o Options) (*Server, error) {
 		opts:    o,
 		log:     o.Logger,
 		sources: sources,
+		policy:  policy,
+		chain:   ch,
 		ln:      ln,
 		open:    o.Auth == nil && !loopback,
 		conns:   map[net.Conn]bool{},
@@ -318,6 +346,9 @@ func (s *Server) logStart() {
 			mode = egress.ModeRoundRobin
 		}
 		attrs = append(attrs, "source_addrs", len(s.opts.Sources.Addrs), "source_mode", mode)
+	}
+	if s.chain != nil {
+		attrs = append(attrs, "upstream_proxy", s.chain.display)
 	}
 	s.log.Info("forward proxy listening (HTTP and SOCKS5 on one port)", attrs...)
 	if s.open {

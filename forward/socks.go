@@ -58,9 +58,18 @@ func writeReply(c net.Conn, code socks5.ReplyCode, bound netip.AddrPort) error {
 // socksReply is the reply code for a failed dial or resolution.
 func socksReply(err error) socks5.ReplyCode {
 	var refused *egress.Refused
+	var chainErr *ChainError
 	switch {
 	case errors.As(err, &refused):
 		return socks5.NotAllowed
+	case errors.As(err, &chainErr):
+		switch {
+		case chainErr.Reply != 0:
+			return chainErr.Reply
+		case chainErr.Status == 403:
+			return socks5.NotAllowed
+		}
+		return socks5.GeneralFailure
 	case isDNSError(err):
 		return socks5.HostUnreachable
 	}
@@ -72,7 +81,7 @@ func socksReply(err error) socks5.ReplyCode {
 func (s *Server) socksConnect(c net.Conn, req *socks5.Request, id identity, start time.Time) {
 	dest := req.Dst.String()
 	src := s.sources.Pick(id.user, id.session)
-	up, remote, err := s.dialer.DialContext(bgCtx, "tcp", dest, egress.DialOptions{LocalAddr: src})
+	up, remote, err := s.dialOut(bgCtx, dest, src, false)
 	if err != nil {
 		code := socksReply(err)
 		_ = writeReply(c, code, netip.AddrPort{})

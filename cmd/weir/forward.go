@@ -70,6 +70,9 @@ Examples:
   # local development: reach services on this machine, tunnels to 8443 too
   weir forward-proxy --allow-private --connect-ports 443,8443 --udp
 
+  # go out through another proxy (an HTTP one, or socks5://...)
+  weir forward-proxy --upstream-proxy http://me:pw@proxy.corp.example:3128
+
 Users file: one "name:hash" per line, bcrypt ("htpasswd -nbB NAME PASS")
 or argon2id; see docs/forward-proxy.md.
 
@@ -131,6 +134,7 @@ func forwardProxyMain(args []string, stdout, stderr io.Writer) int {
 	fs.StringVar(&sourceAddrs, "source-addrs", "", "local `ADDRS` outbound connections come from, comma-separated, like 192.0.2.10,192.0.2.11 (default: the kernel chooses)")
 	fs.StringVar(&sourceMode, "source-mode", egress.ModeRoundRobin, "how a source address is picked: round_robin (each connection the next), by_user (one per user) or sticky (one per user session)")
 	fs.DurationVar(&stickyTTL, "sticky-ttl", egress.DefaultStickyTTL, "how long an unused sticky session keeps its source address")
+	fs.StringVar(&o.Upstream, "upstream-proxy", "", "send every outbound connection through this next proxy `URL`: http://[USER:PASS@]HOST:PORT or socks5://[USER:PASS@]HOST:PORT (not with --udp)")
 	fs.BoolVar(&o.UDP, "udp", false, "let SOCKS5 clients relay UDP (UDP ASSOCIATE), under the same destination rules")
 	fs.StringVar(&accessLog, "access-log", "stdout", "where access lines go: stdout, stderr, off or a file `PATH`")
 	fs.StringVar(&logFormat, "log-format", "text", "log format: text or json")
