@@ -389,6 +389,9 @@ func (s *Server) track(c net.Conn) bool {
 // tunnelling marks a tracked connection as carrying a tunnel or UDP
 // association, which Shutdown lets finish within its grace.
 func (s *Server) tunnelling(c net.Conn) {
+	if r, ok := c.(*replayConn); ok {
+		c = r.Conn
+	}
 	s.mu.Lock()
 	if _, ok := s.conns[c]; ok {
 		s.conns[c] = true
