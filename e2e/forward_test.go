@@ -464,8 +464,8 @@ func TestForwardProxyBrokenClients(t *testing.T) {
 // SOCKS5 with a user from --auth, and drains on SIGTERM.
 func TestForwardProxyCommand(t *testing.T) {
 	t.Parallel()
-	if _, errs, code := runWeir(t, "forward-proxy", "--help"); code != 0 {
-		t.Skipf("this weir binary has no forward-proxy command yet: %s", strings.TrimSpace(errs))
+	if out, errs, code := runWeir(t, "forward-proxy", "--help"); code != 0 || !strings.Contains(out, "--allow-private") {
+		t.Fatalf("weir forward-proxy --help: exit %d\n%s%s", code, out, errs)
 	}
 	o := remoteOrigin(t)
 	port := strconv.Itoa(int(portOf(t, o.addr())))

@@ -82,9 +82,6 @@ tunnels finish for up to --shutdown-grace); SIGHUP reloads the users file.
 Flags:
 `
 
-// forwardProxyMain is what the "forward-proxy" command of run dispatches
-// to; the reference keeps it reachable for linters on its own.
-var _ = forwardProxyMain
 
 // forwardProxyMain runs `weir forward-proxy` and returns the exit code: 0
 // after a clean drain, 1 when the proxy cannot start, 2 for bad flags.

@@ -26,6 +26,9 @@ Usage:
   weir reverse-proxy --from ADDR --to URL [--to URL ...] [--lb POLICY]
                     [--tls-cert FILE --tls-key FILE [--http3]] [--h2c]
                               run a reverse proxy without a file
+  weir forward-proxy [--listen ADDR] [--auth USER:PASS] [--allow-private]
+                              run a forward proxy (HTTP, CONNECT and SOCKS5
+                              on one port)
   weir version                print the version
   weir help [COMMAND]         show help
 
@@ -52,6 +55,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return cmdCheck(rest, stdout, stderr)
 	case "reverse-proxy":
 		return cmdReverseProxy(rest, stderr)
+	case "forward-proxy":
+		return forwardProxyMain(rest, stdout, stderr)
 	case "version", "--version", "-v":
 		fmt.Fprintf(stdout, "weir %s %s %s/%s\n", weir.Version, runtime.Version(), runtime.GOOS, runtime.GOARCH)
 		return 0
