@@ -82,7 +82,6 @@ tunnels finish for up to --shutdown-grace); SIGHUP reloads the users file.
 Flags:
 `
 
-
 // forwardProxyMain runs `weir forward-proxy` and returns the exit code: 0
 // after a clean drain, 1 when the proxy cannot start, 2 for bad flags.
 func forwardProxyMain(args []string, stdout, stderr io.Writer) int {
