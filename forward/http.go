@@ -7,7 +7,6 @@ import (
 	"net/netip"
 	"strconv"
 	"strings"
-	"time"
 
 	"github.com/weirproxy/weir/egress"
 	"github.com/weirproxy/weir/limits"
@@ -182,7 +181,7 @@ func (f *httpFront) Route(s *proxy.Session) *proxy.Route {
 // Connect implements proxy.ConnectHandler: it checks and dials the
 // target, answers 200, and relays bytes both ways until both sides are
 // done.
-func (f *httpFront) Connect(s *proxy.Session, client net.Conn, buffered []byte) error {
+func (f *httpFront) Connect(s *proxy.Session, t *proxy.Tunnel) error {
 	srv := f.srv
 	id, _ := s.Value(identityKey{}).(identity)
 	dest := string(s.Req.Authority)
@@ -196,9 +195,8 @@ func (f *httpFront) Connect(s *proxy.Session, client net.Conn, buffered []byte) 
 	up, remote, err := srv.dialOut(bgCtx, dest, src, false)
 	if err != nil {
 		status, errType, details := classifyDialError(err)
-		s.Status = status
 		s.Err = err
-		writeConnectError(client, status, errType, details)
+		refuseConnect(t, status, errType, details)
 		if status != 403 {
 			srv.log.Debug("CONNECT failed", "client", s.Client, "dest", dest, "err", err)
 		}
@@ -208,21 +206,18 @@ func (f *httpFront) Connect(s *proxy.Session, client net.Conn, buffered []byte) 
 	if remote.IsValid() {
 		s.SetValue(remoteKey{}, remote)
 	}
-	_ = client.SetWriteDeadline(time.Now().Add(limits.WriteTimeout))
-	if _, err := client.Write(connectEstablished); err != nil {
+	client, err := t.Accept(nil)
+	if err != nil {
 		s.Err = err
 		return nil
 	}
-	s.Status = 200
-	in, out, err := relay(client, buffered, up, srv.opts.TunnelIdleTimeout)
+	in, out, err := relay(client, nil, up, srv.opts.TunnelIdleTimeout)
 	s.BytesIn, s.BytesOut = in, out
 	if err != nil {
 		s.Err = err
 	}
 	return nil
 }
-
-var connectEstablished = []byte("HTTP/1.1 200 Connection Established\r\n\r\n")
 
 // classifyDialError maps a dial error to the status, the Proxy-Status
 // error type (RFC 9209) and details safe to show the client.
@@ -246,22 +241,14 @@ func classifyDialError(err error) (status int, errType, details string) {
 	return 502, "destination_unavailable", "the destination could not be reached"
 }
 
-// writeConnectError answers a CONNECT that could not be carried out; the
-// connection is closed afterwards.
-func writeConnectError(c net.Conn, status int, errType, details string) {
-	text := strconv.Itoa(status) + " " + statusText(status)
-	body := text + ": " + details + "\n"
-	b := make([]byte, 0, 256)
-	b = append(b, "HTTP/1.1 "...)
-	b = append(b, text...)
-	b = append(b, "\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: "...)
-	b = strconv.AppendInt(b, int64(len(body)), 10)
-	b = append(b, "\r\nProxy-Status: "...)
-	b = append(b, proxyStatus(errType, details)...)
-	b = append(b, "\r\nConnection: close\r\n\r\n"...)
-	b = append(b, body...)
-	_ = c.SetWriteDeadline(time.Now().Add(limits.WriteTimeout))
-	_, _ = c.Write(b)
+// refuseConnect answers a CONNECT that could not be carried out, with
+// a Proxy-Status field (RFC 9209) saying why.
+func refuseConnect(t *proxy.Tunnel, status int, errType, details string) {
+	var hd message.Header
+	hd.AddString("Content-Type", "text/plain; charset=utf-8")
+	hd.AddString("Proxy-Status", proxyStatus(errType, details))
+	body := strconv.Itoa(status) + " " + statusText(status) + ": " + details + "\n"
+	_ = t.Refuse(status, &hd, []byte(body))
 }
 
 func statusText(status int) string {

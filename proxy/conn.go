@@ -372,11 +372,13 @@ func (c *conn) connect(h *Handler, s *Session) {
 	c.bodyDone = true
 	_ = c.nc.SetDeadline(time.Time{})
 	c.rdl, c.wdl = time.Time{}, time.Time{}
-	if err := h.Connect.Connect(s, c.nc, buffered); err != nil {
-		if s.Status == 0 {
-			c.fail(h, err)
-		} else if s.Err == nil {
+	t := &Tunnel{s: s, c: c, buffered: buffered}
+	if err := h.Connect.Connect(s, t); err != nil {
+		if s.Err == nil {
 			s.Err = err
+		}
+		if !t.answered {
+			c.fail(h, err)
 		}
 	}
 }

@@ -114,6 +114,8 @@ func (h *Handler) serveStream(s *Session, ds downstream) {
 		failDown(h, s, ds, errTooLarge)
 	} else if err := h.Chain.runRequest(s); err != nil {
 		failDown(h, s, ds, err)
+	} else if d, ok := ds.(*httpDown); ok && !s.responded && h.Connect != nil && s.Req.IsMethod("CONNECT") {
+		connectStream(h, s, d)
 	} else if !s.responded {
 		if s.Route = h.Router.Route(s); s.Route == nil {
 			failDown(h, s, ds, errNoRoute)

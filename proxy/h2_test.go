@@ -18,6 +18,7 @@ import (
 	"golang.org/x/net/http2/hpack"
 
 	"github.com/weirproxy/weir/internal/testcert"
+	"github.com/weirproxy/weir/message"
 	"github.com/weirproxy/weir/upstream"
 )
 
@@ -371,4 +372,73 @@ func TestH2FloodHPACKBomb(t *testing.T) {
 		id += 2
 		return err
 	})
+}
+
+// echoTunnel accepts CONNECT to "ok.test:443" and echoes the tunnel's
+// bytes; other targets are refused.
+type echoTunnel struct{}
+
+func (echoTunnel) Connect(s *Session, t *Tunnel) error {
+	if string(s.Req.Authority) != "ok.test:443" {
+		var hd message.Header
+		hd.AddString("Proxy-Status", "weir; error=destination_ip_prohibited")
+		return t.Refuse(403, &hd, []byte("no\n"))
+	}
+	c, err := t.Accept(nil)
+	if err != nil {
+		return err
+	}
+	_, err = io.Copy(c, c)
+	return err
+}
+
+// HTTP/2 CONNECT (RFC 9113 8.5) reaches the ConnectHandler, whose tunnel
+// is the request's stream.
+func TestH2Connect(t *testing.T) {
+	origin := echoOrigin(t, false)
+	g := group(t, upstream.ProtoHTTP1, origin)
+	r := &Route{Name: "all", Upstream: g}
+	h := &Handler{Router: RouterFunc(func(*Session) *Route { return r }), Connect: echoTunnel{},
+		ErrorLog: slog.New(slog.NewTextHandler(io.Discard, nil))}
+	srv := NewServer(h)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	go srv.ServeListener(ln, &ListenerOptions{H2C: true})
+	defer srv.Shutdown(context.Background())
+	c := h2Client(nil)
+
+	pr, pw := io.Pipe()
+	req, _ := http.NewRequest("CONNECT", "http://"+ln.Addr().String(), pr)
+	req.Host = "ok.test:443"
+	resp, err := c.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if resp.StatusCode != 200 || resp.ProtoMajor != 2 {
+		t.Fatalf("CONNECT: %s %d", resp.Proto, resp.StatusCode)
+	}
+	for _, msg := range []string{"hello", "again"} {
+		if _, err := io.WriteString(pw, msg); err != nil {
+			t.Fatal(err)
+		}
+		b := make([]byte, len(msg))
+		if _, err := io.ReadFull(resp.Body, b); err != nil || string(b) != msg {
+			t.Fatalf("echo %q, %v", b, err)
+		}
+	}
+	pw.Close()
+	resp.Body.Close()
+
+	req, _ = http.NewRequest("CONNECT", "http://"+ln.Addr().String(), nil)
+	req.Host = "10.0.0.1:443"
+	resp, err = c.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 403 || resp.Header.Get("Proxy-Status") == "" {
+		t.Fatalf("refused CONNECT: %d %v", resp.StatusCode, resp.Header)
+	}
 }

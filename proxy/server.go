@@ -117,15 +117,6 @@ type Handler struct {
 	Connect ConnectHandler
 }
 
-// ConnectHandler serves a CONNECT request. It owns the client connection
-// until it returns: it answers (a 2xx head, then the tunnel), and the
-// connection is closed afterwards. buffered holds bytes the client sent
-// after the request head. An error before anything was written is
-// answered like a filter's (a *StatusError gives its status).
-type ConnectHandler interface {
-	Connect(s *Session, client net.Conn, buffered []byte) error
-}
-
 // Prepare fills defaults. Server.SetHandler calls it.
 func (h *Handler) Prepare() {
 	h.Limits.fill()
