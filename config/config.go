@@ -19,14 +19,19 @@ import "time"
 // Config is a whole, validated Weir configuration.
 type Config struct {
 	// Listeners are the addresses Weir accepts client connections on
-	// (key listeners). At least one is required. Every listener serves
-	// every route.
+	// (key listeners). At least one is required, unless ForwardProxies
+	// has one. Every listener serves every route.
 	Listeners []Listener
 
 	// Routes are tried in file order; the first whose match conditions
 	// all hold handles the request (key routes). A request no route
 	// matches is answered with 404.
 	Routes []Route
+
+	// ForwardProxies are the forward proxies Weir runs next to the
+	// listeners (key forward_proxies). A configuration needs at least
+	// one listener or one forward proxy.
+	ForwardProxies []ForwardProxy
 
 	// Upstreams are the named groups of peers that routes send requests
 	// to, keyed by name (key upstreams, a mapping from name to upstream).

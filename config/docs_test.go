@@ -5,6 +5,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -49,7 +50,17 @@ var sections = []struct {
 	{"## `limits`", listener + "limits: {zzzz_probe: 1}\n"},
 	{"## `proxy`", listener + "proxy: {zzzz_probe: 1}\n"},
 	{"## `log`", listener + "log: {zzzz_probe: 1}\n"},
+	{"## `forward_proxies`", forwardProxy + ", zzzz_probe: 1}\n"},
+	{"### `policy`", forwardProxy + ", policy: {zzzz_probe: 1}}\n"},
+	{"### `sources`", forwardProxy + ", sources: {addresses: [127.0.0.2], zzzz_probe: 1}}\n"},
+	{"### Forward proxy `timeouts`", forwardProxy + ", timeouts: {zzzz_probe: 1}}\n"},
+	{"### Forward proxy `keepalive`", forwardProxy + ", keepalive: {zzzz_probe: 1}}\n"},
+	{"### `dns`", forwardProxy + ", dns: {zzzz_probe: 1}}\n"},
 }
+
+// forwardProxy starts a valid forward proxy, written in flow style and
+// left open for more keys.
+const forwardProxy = "forward_proxies:\n  - {address: \"127.0.0.1:1\""
 
 // acmeProbe is a valid tls.acme setting, for probing the other keys of
 // tls without certificate files.
@@ -214,4 +225,44 @@ func readFile(t *testing.T, path string) string {
 		t.Fatal(err)
 	}
 	return string(b)
+}
+
+// forwardDefaults are the defaults of the forward proxy tables, which
+// come from the constants of this package rather than from package limits.
+var forwardDefaults = []struct {
+	heading, key string
+	want         any
+}{
+	{"### `policy`", "connect_ports", DefaultForwardConnectPort},
+	{"### `sources`", "sticky_ttl", DefaultStickyTTL},
+	{"### `sources`", "max_sessions", DefaultMaxStickySessions},
+	{"### Forward proxy `timeouts`", "handshake", DefaultForwardHandshakeTimeout},
+	{"### Forward proxy `timeouts`", "connect", DefaultForwardConnectTimeout},
+	{"### Forward proxy `timeouts`", "tunnel_idle", DefaultForwardTunnelIdleTimeout},
+	{"### Forward proxy `timeouts`", "udp_idle", DefaultForwardUDPIdleTimeout},
+	{"### Forward proxy `keepalive`", "max_destinations", DefaultForwardMaxDestinations},
+	{"### Forward proxy `keepalive`", "max_idle", DefaultForwardMaxIdle},
+	{"### Forward proxy `keepalive`", "idle_timeout", DefaultForwardDestinationIdle},
+}
+
+func TestDocsForwardDefaults(t *testing.T) {
+	doc := readFile(t, docsPath)
+	for _, c := range forwardDefaults {
+		row := regexp.MustCompile("(?m)^\\| `" + c.key + "` \\| [^|]* \\| `([^`]+)` \\|").FindStringSubmatch(docSection(t, doc, c.heading))
+		if row == nil {
+			t.Errorf("docs/config.md, %s: no default for %s", c.heading, c.key)
+			continue
+		}
+		var ok bool
+		switch want := c.want.(type) {
+		case time.Duration:
+			got, err := time.ParseDuration(row[1])
+			ok = err == nil && got == want
+		case int:
+			ok = row[1] == strconv.Itoa(want)
+		}
+		if !ok {
+			t.Errorf("docs/config.md, %s: the default of %s is written %q; the code says %v", c.heading, c.key, row[1], c.want)
+		}
+	}
 }

@@ -62,7 +62,7 @@ routes: [
 	{"unknown/top-level key", listener + "listners: []\n",
 		[]string{`f.yaml:3:1: unknown top-level key "listners"; did you mean "listeners"?`}},
 	{"unknown/top-level key without suggestion", listener + "frobnicate: 1\n",
-		[]string{`f.yaml:3:1: unknown top-level key "frobnicate" (valid keys: limits, listeners, log, proxy, routes, shutdown_grace, upstreams)`}},
+		[]string{`f.yaml:3:1: unknown top-level key "frobnicate" (valid keys: forward_proxies, limits, listeners, log, proxy, routes, shutdown_grace, upstreams)`}},
 	{"unknown/upstream key", listener + backend + "    balancr: p2c\n",
 		[]string{`f.yaml:6:5: unknown key "balancr" in upstream "app"; did you mean "balancer"?`}},
 	{"unknown/nested key", listener + backend + "    timeouts: {conect: 1s}\n",
@@ -142,11 +142,11 @@ routes: [
 
 	// Missing required settings: at the position of the enclosing node.
 	{"required/empty file", "",
-		[]string{`f.yaml:1:1: the configuration is empty: at least one listener is required`}},
+		[]string{`f.yaml:1:1: the configuration is empty: at least one listener or forward proxy is required`}},
 	{"required/no listeners", "\nlog: {level: warn}\n",
-		[]string{`f.yaml:2:1: no listeners: at least one is required, like listeners: [{address: ":8080"}]`}},
+		[]string{`f.yaml:2:1: no listeners: at least one is required, like listeners: [{address: ":8080"}], unless forward_proxies lists a forward proxy`}},
 	{"required/empty listeners", "listeners: []\n",
-		[]string{`f.yaml:1:1: listeners is empty: at least one listener is required`}},
+		[]string{`f.yaml:1:1: listeners is empty: at least one listener or forward proxy is required`}},
 	{"required/route without upstream", listener + backend + "routes:\n  - name: api\n    match: {path: /}\n",
 		[]string{`f.yaml:7:5: route "api" needs an upstream, like upstream: backend`}},
 	{"required/upstream without peers", listener + "upstreams:\n  app:\n    balancer: p2c\n",

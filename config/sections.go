@@ -57,28 +57,41 @@ func (d *decoder) config(root *yaml.Node) *Config {
 	}
 	root = deref(root)
 	var routeRefs []routeRef // nodes of each route, for checking later
+	var listenerBounds []bound
+	var forwardAt []*yaml.Node // the address node of each forward proxy
 	top := d.mapping(root, "the configuration", "", fields{
 		// Top-level keys starting with "x-" are ignored, so that they can
 		// hold anchors for the rest of the file to refer to.
 		extensionPrefix: func(entry) {},
-		"listeners":     func(e entry) { cfg.Listeners = d.listeners(e) },
-		"routes":        func(e entry) { cfg.Routes, routeRefs = d.routes(e) },
-		"upstreams":     func(e entry) { d.upstreams(e, cfg) },
-		"limits":        func(e entry) { d.limits(e, &cfg.Limits) },
-		"proxy":         func(e entry) { d.proxy(e, &cfg.Proxy) },
-		"log":           func(e entry) { d.log(e, &cfg.Log) },
+		"listeners":     func(e entry) { cfg.Listeners, listenerBounds = d.listeners(e) },
+		"forward_proxies": func(e entry) {
+			cfg.ForwardProxies, forwardAt = d.forwardProxies(e)
+		},
+		"routes":    func(e entry) { cfg.Routes, routeRefs = d.routes(e) },
+		"upstreams": func(e entry) { d.upstreams(e, cfg) },
+		"limits":    func(e entry) { d.limits(e, &cfg.Limits) },
+		"proxy":     func(e entry) { d.proxy(e, &cfg.Proxy) },
+		"log":       func(e entry) { d.log(e, &cfg.Log) },
 		"shutdown_grace": func(e entry) {
 			d.duration(e.v, "shutdown_grace", true, &cfg.ShutdownGrace)
 		},
 	})
-	if e, ok := top["listeners"]; !ok {
+	if fe, ok := top["forward_proxies"]; ok && !emptyList(fe.v) {
+		// Forward proxies alone are a whole configuration.
+	} else if e, ok := top["listeners"]; !ok {
 		if root == nil || isNull(root) {
-			d.errorf(root, "the configuration is empty: at least one listener is required")
+			d.errorf(root, "the configuration is empty: at least one listener or forward proxy is required")
 		} else if root.Kind == yaml.MappingNode {
-			d.errorf(root, "no listeners: at least one is required, like listeners: [{address: \":8080\"}]")
+			d.errorf(root, "no listeners: at least one is required, like listeners: [{address: \":8080\"}], unless forward_proxies lists a forward proxy")
 		}
 	} else if emptyList(e.v) {
-		d.errorf(e.k, "listeners is empty: at least one listener is required")
+		d.errorf(e.k, "listeners is empty: at least one listener or forward proxy is required")
+	}
+	d.checkForwardAddresses(cfg.ForwardProxies, listenerBounds, forwardAt)
+	for i := range cfg.ForwardProxies {
+		if fp := &cfg.ForwardProxies[i]; fp.AccessLog == "" {
+			fp.AccessLog = cfg.Log.Access
+		}
 	}
 	for i := range cfg.Listeners {
 		if h := &cfg.Listeners[i].HTTP2; h.MaxHeaderListSize == 0 {
@@ -126,16 +139,12 @@ func (m named) check(d *decoder, kind, name string, at *yaml.Node) {
 	m[name] = at
 }
 
-// listeners decodes the listeners list.
-func (d *decoder) listeners(e entry) []Listener {
+// listeners decodes the listeners list. It also returns the addresses
+// they listen on, for checking the forward proxies' against.
+func (d *decoder) listeners(e entry) ([]Listener, []bound) {
 	items, _ := d.list(e.v, "listeners")
 	var out []Listener
 	names := make(named)
-	type bound struct {
-		host, port string
-		name       string
-		at         *yaml.Node
-	}
 	var bounds []bound
 	for i, item := range items {
 		if item.Kind == yaml.ScalarNode && !isNull(item) {
@@ -173,25 +182,15 @@ func (d *decoder) listeners(e entry) []Listener {
 			if msg != "" {
 				d.errorf(addrAt, "invalid address %q for listener: %s", clip(l.Address), msg)
 			} else {
-				for _, b := range bounds {
-					if b.port != port {
-						continue
-					}
-					if b.host == host {
-						d.errorf(addrAt, "listener address %q is already used by listener %q (line %d)", clip(l.Address), clip(b.name), b.at.Line)
-						break
-					}
-					if b.host == "" || host == "" {
-						d.errorf(addrAt, "listener address %q overlaps listener %q (line %d): an empty host listens on every interface", clip(l.Address), clip(b.name), b.at.Line)
-						break
-					}
+				if c := collision("listener", l.Address, host, port, bounds); c != "" {
+					d.errorf(addrAt, "%s", c)
 				}
-				bounds = append(bounds, bound{host: host, port: port, name: l.Name, at: addrAt})
+				bounds = append(bounds, bound{host: host, port: port, kind: "listener", name: l.Name, at: addrAt})
 			}
 		}
 		out = append(out, l)
 	}
-	return out
+	return out, bounds
 }
 
 // name checks the name of a listener, route or upstream.
@@ -787,15 +786,9 @@ func (d *decoder) log(e entry, l *Log) {
 		"level":  func(e entry) { d.enum(e.v, "log.level", logLevels, &l.Level) },
 		"format": func(e entry) { d.enum(e.v, "log.format", logFormats, &l.Format) },
 		"access": func(e entry) {
-			s, ok := d.str(e.v, "log.access")
-			if !ok {
-				return
+			if s, ok := d.accessLog(e.v, "log.access"); ok {
+				l.Access = s
 			}
-			if s == "" || strings.ContainsRune(s, 0) {
-				d.errorf(e.v, "invalid log.access %q: use stdout, stderr, off or a file path", clip(s))
-				return
-			}
-			l.Access = s
 		},
 	})
 }

@@ -175,6 +175,8 @@ func splitListenAddress(addr string) (host, port, msg string) {
 	}
 	if host != "" {
 		if ip, err := netip.ParseAddr(host); err == nil {
+			// Go listens on an IPv4-mapped address as on the IPv4 one.
+			ip = ip.Unmap()
 			host = ip.String()
 			if ip.IsUnspecified() {
 				host = ""
