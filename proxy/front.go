@@ -250,9 +250,11 @@ func (d *httpDown) writeBody(p []byte) error {
 	if d.noBody {
 		return nil
 	}
-	if _, err := d.w.Write(p); err != nil {
-		return err
-	}
+	_, err := d.w.Write(p)
+	return err
+}
+
+func (d *httpDown) flush() error {
 	if d.rc == nil {
 		d.rc = http.NewResponseController(d.w)
 	}

@@ -40,8 +40,11 @@ type downstream interface {
 	// are replaced to match, except for responses that never have a body
 	// (HEAD, 1xx, 204, 304), whose fields are sent as they are.
 	writeHead(s *Session, resp *message.Response, length int64) error
-	// writeBody sends body bytes and pushes them to the client.
+	// writeBody sends body bytes; they may wait in a buffer until flush
+	// or the end of the response.
 	writeBody(p []byte) error
+	// flush pushes written bytes to the client now.
+	flush() error
 	// finish ends the response, with trailer fields (nil: none).
 	finish(trailer *message.Header) error
 	// started reports whether the response head was sent.
@@ -335,8 +338,12 @@ func toHTTP1Request(s *Session) {
 // respond relays a peer's response head and body to the client through
 // the response and body filters. read returns body bytes (io.EOF at the
 // end); trailer is called after it.
+//
+// Bytes are pushed to the client (flush) before respond waits for more,
+// unless ready says more is already at hand: a response that arrives whole
+// goes out in one write with its end.
 func respond(h *Handler, s *Session, ds downstream, resp *message.Response, length int64,
-	read func([]byte) (int, error), trailer func() *message.Header) (clientFailed bool, err error) {
+	read func([]byte) (int, error), ready func() bool, trailer func() *message.Header) (clientFailed bool, err error) {
 	if err := s.Route.Chain.runResponse(s, resp); err != nil {
 		return false, &filterError{err}
 	}
@@ -380,6 +387,11 @@ func respond(h *Handler, s *Session, ds downstream, resp *message.Response, leng
 		}
 		if end {
 			break
+		}
+		if ready == nil || !ready() {
+			if err := ds.flush(); err != nil {
+				return true, err
+			}
 		}
 	}
 	var tr *message.Header
@@ -432,7 +444,7 @@ func roundTripH2(ctx context.Context, h *Handler, s *Session, ds downstream, g *
 		// with chunked framing.
 		length = -1
 	}
-	clientFailed, err := respond(h, s, ds, resp, length, hresp.Body.Read, func() *message.Header {
+	clientFailed, err := respond(h, s, ds, resp, length, hresp.Body.Read, nil, func() *message.Header {
 		if len(hresp.Trailer) == 0 {
 			return nil
 		}
@@ -619,7 +631,7 @@ func roundTripH1(ctx context.Context, h *Handler, s *Session, ds downstream, g *
 	if mode == http1.BodyChunked {
 		r.dec.Reset(http1.ChunkLimits{})
 	}
-	clientFailed, err := respond(h, s, ds, resp, length, r.Read, r.trailer)
+	clientFailed, err := respond(h, s, ds, resp, length, r.Read, r.ready, r.trailer)
 	if err != nil {
 		up.Close()
 		return streamFailure(s, err, clientFailed, ctx)
@@ -709,6 +721,10 @@ func (r *h1BodyReader) Read(p []byte) (int, error) {
 		n := copy(p, r.up.In.Unread()[:min(int64(r.up.In.Buffered()), r.left)])
 		r.up.In.Consume(n)
 		r.left -= int64(n)
+		if r.left == 0 {
+			r.done = true
+			return n, io.EOF
+		}
 		return n, nil
 	case http1.BodyChunked:
 		for {
@@ -748,6 +764,11 @@ func (r *h1BodyReader) Read(p []byte) (int, error) {
 		r.up.In.Consume(n)
 		return n, nil
 	}
+}
+
+// ready reports bytes at hand: the next Read will not wait for the peer.
+func (r *h1BodyReader) ready() bool {
+	return r.done || r.up.In.Buffered() > 0 || (r.mode == http1.BodyChunked && r.dec.Done())
 }
 
 func (r *h1BodyReader) trailer() *message.Header {

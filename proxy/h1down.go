@@ -176,6 +176,9 @@ func (d *h1Down) writeBody(p []byte) error {
 	return c.write(d.h, p)
 }
 
+// flush has nothing to do: writes go straight to the socket.
+func (d *h1Down) flush() error { return nil }
+
 func (d *h1Down) finish(trailer *message.Header) error {
 	if d.noBody || !d.chunked {
 		return nil
