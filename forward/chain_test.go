@@ -12,7 +12,6 @@ import (
 	"time"
 
 	"github.com/weirproxy/weir/egress"
-	"github.com/weirproxy/weir/internal/testutil"
 	"github.com/weirproxy/weir/socks5"
 )
 
@@ -38,7 +37,7 @@ func TestChain(t *testing.T) {
 				t.Errorf("the origin saw request-target %q", got)
 			}
 
-			c := testutil.Dial(t, first.addr)
+			c := dial(t, first.addr)
 			fmt.Fprintf(c, "CONNECT %s HTTP/1.1\r\nHost: x\r\n\r\n", origin.hostport())
 			br := bufio.NewReader(c)
 			if r, err := http.ReadResponse(br, &http.Request{Method: "CONNECT"}); err != nil || r.StatusCode != 200 {
@@ -67,7 +66,7 @@ func TestChain(t *testing.T) {
 			if scheme == "socks5" {
 				want = Usage{Tunnels: 3}
 			}
-			testutil.WaitFor(t, 5*time.Second, "the next proxy's counters for bob", func() bool {
+			waitFor(t, 5*time.Second, "the next proxy's counters for bob", func() bool {
 				u := next.Usage()["bob"]
 				return u.Requests == want.Requests && u.Tunnels == want.Tunnels
 			})
@@ -152,7 +151,7 @@ func TestChainServerSpeaksFirst(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		got, _ := testutil.ReadAllUntilClose(sc, 10*time.Second)
+		got, _ := readAllUntilClose(sc, 10*time.Second)
 		if string(got) != "220 banner\r\n" {
 			t.Fatalf("attempt %d: got %q", i, got)
 		}

@@ -25,7 +25,6 @@ import (
 
 	"golang.org/x/crypto/bcrypt"
 
-	"github.com/weirproxy/weir/internal/testutil"
 	"github.com/weirproxy/weir/proxyauth"
 	"github.com/weirproxy/weir/socks5"
 )
@@ -35,15 +34,15 @@ type testProxy struct {
 	*Server
 	addr  string
 	dials atomic.Int64 // outbound sockets the proxy tried to connect
-	log   *testutil.SyncBuffer
-	acc   *testutil.SyncBuffer
+	log   *syncBuffer
+	acc   *syncBuffer
 }
 
 // startProxy starts a server with o on 127.0.0.1 and stops it when the test
 // ends. Outbound connection attempts are counted.
 func startProxy(t testing.TB, o Options) *testProxy {
 	t.Helper()
-	p := &testProxy{log: &testutil.SyncBuffer{}, acc: &testutil.SyncBuffer{}}
+	p := &testProxy{log: &syncBuffer{}, acc: &syncBuffer{}}
 	if o.Listener == nil && o.Listen == "" {
 		ln, err := net.Listen("tcp", "127.0.0.1:0")
 		if err != nil {
@@ -75,7 +74,7 @@ func startProxy(t testing.TB, o Options) *testProxy {
 			t.Errorf("Serve returned %v", err)
 		}
 		if t.Failed() {
-			t.Logf("proxy log:\n%s\naccess log:\n%s", testutil.Clip([]byte(p.log.String())), testutil.Clip([]byte(p.acc.String())))
+			t.Logf("proxy log:\n%s\naccess log:\n%s", clip([]byte(p.log.String())), clip([]byte(p.acc.String())))
 		}
 	})
 	return p
@@ -157,7 +156,7 @@ func proxyClient(t testing.TB, proxyAddr, user, pass string, rootTLS *tls.Config
 // response head and body.
 func rawRequest(t testing.TB, proxyAddr, req string) (*http.Response, string) {
 	t.Helper()
-	c := testutil.Dial(t, proxyAddr)
+	c := dial(t, proxyAddr)
 	_ = c.SetDeadline(time.Now().Add(20 * time.Second))
 	if _, err := io.WriteString(c, req); err != nil {
 		t.Fatal(err)
@@ -210,7 +209,7 @@ func usersFile(t testing.TB, creds ...string) *proxyauth.Users {
 // socksDial opens a SOCKS5 CONNECT tunnel to target through the proxy.
 func socksDial(t testing.TB, proxyAddr, target, user, pass string) (net.Conn, error) {
 	t.Helper()
-	c := testutil.Dial(t, proxyAddr)
+	c := dial(t, proxyAddr)
 	_ = c.SetDeadline(time.Now().Add(20 * time.Second))
 	if _, err := socks5.ClientHandshake(c, target, user, pass); err != nil {
 		c.Close()

@@ -15,7 +15,6 @@ import (
 	"time"
 
 	"github.com/weirproxy/weir/egress"
-	"github.com/weirproxy/weir/internal/testutil"
 )
 
 func TestForwardAbsoluteForm(t *testing.T) {
@@ -56,7 +55,7 @@ func TestForwardAbsoluteForm(t *testing.T) {
 	if resp.StatusCode != 200 || resp.Header.Get("X-Host") != "origin.test:"+strconv.Itoa(int(origin.port())) {
 		t.Fatalf("by name: %d host %q", resp.StatusCode, resp.Header.Get("X-Host"))
 	}
-	testutil.WaitFor(t, 5*time.Second, "the access lines", func() bool {
+	waitFor(t, 5*time.Second, "the access lines", func() bool {
 		return strings.Count(p.acc.String(), "proto=http ") == 4
 	})
 }
@@ -126,7 +125,7 @@ func TestForwardConnectRelaysBothWays(t *testing.T) {
 	}()
 	port := ln.Addr().(*net.TCPAddr).Port
 	p := startProxy(t, Options{Policy: egress.PolicyConfig{AllowPrivate: true, ConnectPorts: []uint16{uint16(port)}}})
-	c := testutil.Dial(t, p.addr)
+	c := dial(t, p.addr)
 	_ = c.SetDeadline(time.Now().Add(20 * time.Second))
 	target := ln.Addr().String()
 	// Bytes sent right behind the CONNECT head reach the destination too.
@@ -148,7 +147,7 @@ func TestForwardConnectRelaysBothWays(t *testing.T) {
 	if string(got) != "early-"+payload {
 		t.Fatalf("echoed %d bytes, want %d", len(got), len("early-"+payload))
 	}
-	testutil.WaitFor(t, 5*time.Second, "usage counters", func() bool {
+	waitFor(t, 5*time.Second, "usage counters", func() bool {
 		u := p.Usage()[""]
 		return u.Tunnels == 1 && u.BytesIn == int64(len(got)) && u.BytesOut == int64(len(got))
 	})
@@ -220,10 +219,10 @@ func TestForwardTunnelIdleTimeout(t *testing.T) {
 		Policy:            egress.PolicyConfig{AllowPrivate: true, ConnectPorts: []uint16{uint16(port)}},
 		TunnelIdleTimeout: 300 * time.Millisecond,
 	})
-	c := testutil.Dial(t, p.addr)
+	c := dial(t, p.addr)
 	fmt.Fprintf(c, "CONNECT %s HTTP/1.1\r\nHost: x\r\n\r\n", ln.Addr())
 	start := time.Now()
-	got, closed := testutil.ReadAllUntilClose(c, 10*time.Second)
+	got, closed := readAllUntilClose(c, 10*time.Second)
 	if !closed || !strings.HasPrefix(string(got), "HTTP/1.1 200 ") {
 		t.Fatalf("idle tunnel: closed=%v after %v, got %q", closed, time.Since(start), got)
 	}
@@ -272,7 +271,7 @@ func TestForwardAuth(t *testing.T) {
 	if r2.StatusCode != 200 {
 		t.Fatalf("bob-session-42: %d", r2.StatusCode)
 	}
-	testutil.WaitFor(t, 5*time.Second, "per-user counters", func() bool {
+	waitFor(t, 5*time.Second, "per-user counters", func() bool {
 		u := p.Usage()
 		return u["alice"].Requests == 1 && u["bob"].Requests == 1 && u["alice"].BytesOut > 0
 	})
@@ -294,7 +293,7 @@ func TestForwardRefusesOpenProxy(t *testing.T) {
 	// Loopback needs no authentication; AllowOpen forces the rest, with
 	// a warning.
 	p := startProxy(t, Options{Listen: "0.0.0.0:0", AllowOpen: true})
-	testutil.WaitFor(t, 5*time.Second, "the warning", func() bool {
+	waitFor(t, 5*time.Second, "the warning", func() bool {
 		return strings.Contains(p.log.String(), "WARNING: open proxy")
 	})
 	p2 := startProxy(t, Options{Listen: "127.0.0.1:0"})

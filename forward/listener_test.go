@@ -10,7 +10,6 @@ import (
 	"time"
 
 	"github.com/weirproxy/weir/egress"
-	"github.com/weirproxy/weir/internal/testutil"
 )
 
 // plainListener hands out connections that offer no socket access, so the
@@ -49,7 +48,7 @@ func TestFirstByteWithoutPeek(t *testing.T) {
 		t.Fatalf("tunnel: %d", r.StatusCode)
 	}
 	c.Close()
-	hc := testutil.Dial(t, p.addr)
+	hc := dial(t, p.addr)
 	_ = hc.SetDeadline(time.Now().Add(10 * time.Second))
 	fmt.Fprintf(hc, "CONNECT %s HTTP/1.1\r\nHost: x\r\n\r\nGET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n", origin.hostport())
 	br := bufio.NewReader(hc)

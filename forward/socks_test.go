@@ -12,7 +12,6 @@ import (
 	"time"
 
 	"github.com/weirproxy/weir/egress"
-	"github.com/weirproxy/weir/internal/testutil"
 	"github.com/weirproxy/weir/socks5"
 )
 
@@ -38,7 +37,7 @@ func TestSOCKSConnect(t *testing.T) {
 	if resp.StatusCode != 200 {
 		t.Fatalf("HTTP on the SOCKS5 port: %d", resp.StatusCode)
 	}
-	testutil.WaitFor(t, 5*time.Second, "usage", func() bool { return p.Usage()[""].Tunnels == 2 })
+	waitFor(t, 5*time.Second, "usage", func() bool { return p.Usage()[""].Tunnels == 2 })
 }
 
 func TestSOCKSAuth(t *testing.T) {
@@ -50,19 +49,19 @@ func TestSOCKSAuth(t *testing.T) {
 	})
 
 	// Offering only "no authentication": method 0xFF, then closed.
-	c := testutil.Dial(t, p.addr)
+	c := dial(t, p.addr)
 	_, _ = c.Write([]byte{5, 1, 0})
-	got, closed := testutil.ReadAllUntilClose(c, 10*time.Second)
+	got, closed := readAllUntilClose(c, 10*time.Second)
 	if !closed || !bytes.Equal(got, []byte{5, 0xFF}) {
 		t.Fatalf("no acceptable method: got %x closed=%v, want 05ff and close", got, closed)
 	}
 
 	// Wrong password: {1,1}, then closed.
-	c = testutil.Dial(t, p.addr)
+	c = dial(t, p.addr)
 	msg := []byte{5, 1, 2}
 	msg, _ = socks5.AppendUserPass(msg, "alice", "wrong")
 	_, _ = c.Write(msg)
-	got, closed = testutil.ReadAllUntilClose(c, 10*time.Second)
+	got, closed = readAllUntilClose(c, 10*time.Second)
 	if !closed || !bytes.Equal(got, []byte{5, 2, 1, 1}) {
 		t.Fatalf("wrong password: got %x closed=%v, want 0502 0101 and close", got, closed)
 	}
@@ -80,7 +79,7 @@ func TestSOCKSAuth(t *testing.T) {
 	if resp.StatusCode != 200 {
 		t.Fatalf("authenticated tunnel: %d", resp.StatusCode)
 	}
-	testutil.WaitFor(t, 5*time.Second, "alice's usage", func() bool {
+	waitFor(t, 5*time.Second, "alice's usage", func() bool {
 		u := p.Usage()["alice"]
 		return u.Tunnels == 1 && u.BytesIn > 0 && u.BytesOut > 0
 	})
@@ -92,11 +91,11 @@ func TestSOCKSAuth(t *testing.T) {
 func TestSOCKSCommandsRefused(t *testing.T) {
 	p := startProxy(t, Options{Policy: egress.PolicyConfig{AllowPrivate: true}})
 	for _, cmd := range []socks5.Command{socks5.Bind, socks5.UDPAssociate} {
-		c := testutil.Dial(t, p.addr)
+		c := dial(t, p.addr)
 		msg, _ := socks5.AppendGreeting(nil, socks5.MethodNoAuth)
 		msg, _ = socks5.AppendRequest(msg, cmd, socks5.Addr{IP: netip.MustParseAddr("127.0.0.1"), Port: 9})
 		_, _ = c.Write(msg)
-		got, closed := testutil.ReadAllUntilClose(c, 10*time.Second)
+		got, closed := readAllUntilClose(c, 10*time.Second)
 		if !closed || len(got) < 4 || got[3] != byte(socks5.CommandNotSupported) {
 			t.Errorf("%v: got %x closed=%v, want reply %d", cmd, got, closed, socks5.CommandNotSupported)
 		}
@@ -110,7 +109,7 @@ func TestSOCKSCommandsRefused(t *testing.T) {
 // connection, a client UDP socket and the relay's address.
 func udpAssociate(t *testing.T, proxyAddr, user, pass string) (net.Conn, *net.UDPConn, netip.AddrPort) {
 	t.Helper()
-	c := testutil.Dial(t, proxyAddr)
+	c := dial(t, proxyAddr)
 	_ = c.SetDeadline(time.Now().Add(10 * time.Second))
 	methods := []socks5.Method{socks5.MethodNoAuth}
 	if user != "" {
@@ -191,7 +190,7 @@ func TestSOCKSUDPAssociate(t *testing.T) {
 		}
 	}
 	ctrl.Close()
-	testutil.WaitFor(t, 5*time.Second, "the association to end", func() bool {
+	waitFor(t, 5*time.Second, "the association to end", func() bool {
 		u := p.Usage()[""]
 		return u.Associations == 1 && u.BytesIn > 0 && u.BytesOut > 0
 	})
@@ -207,7 +206,7 @@ func TestSOCKSUDPPolicy(t *testing.T) {
 	if _, err := pc.WriteToUDPAddrPort(dg, relay); err != nil {
 		t.Fatal(err)
 	}
-	testutil.WaitFor(t, 5*time.Second, "the datagram to be dropped by the policy", func() bool {
+	waitFor(t, 5*time.Second, "the datagram to be dropped by the policy", func() bool {
 		return strings.Contains(p.log.String(), "SOCKS5 UDP datagram dropped") &&
 			strings.Contains(p.log.String(), "not allowed")
 	})
@@ -222,7 +221,7 @@ func TestHandshakeRobustness(t *testing.T) {
 		HandshakeTimeout: 500 * time.Millisecond,
 	})
 	hold := func(b []byte) net.Conn {
-		c := testutil.Dial(t, p.addr)
+		c := dial(t, p.addr)
 		if len(b) > 0 {
 			_, _ = c.Write(b)
 		}
@@ -245,7 +244,7 @@ func TestHandshakeRobustness(t *testing.T) {
 	}
 	// Meanwhile a client doing a byte-at-a-time SOCKS5 handshake, and
 	// then an HTTP client, are served.
-	c := testutil.Dial(t, p.addr)
+	c := dial(t, p.addr)
 	msg, _ := socks5.AppendGreeting(nil, socks5.MethodNoAuth)
 	msg, _ = socks5.AppendRequest(msg, socks5.Connect, socks5.AddrFromAddrPort(netip.MustParseAddrPort(origin.hostport())))
 	for i := range msg {
@@ -268,7 +267,7 @@ func TestHandshakeRobustness(t *testing.T) {
 		t.Fatalf("HTTP while broken clients wait: %d", resp.StatusCode)
 	}
 	for _, tc := range cases {
-		got, closed := testutil.ReadAllUntilClose(tc.c, 10*time.Second)
+		got, closed := readAllUntilClose(tc.c, 10*time.Second)
 		if !closed {
 			t.Errorf("%s: still open", tc.name)
 		}
@@ -277,7 +276,7 @@ func TestHandshakeRobustness(t *testing.T) {
 		}
 	}
 	c.Close()
-	testutil.WaitFor(t, 5*time.Second, "every SOCKS5 and unidentified connection to be closed", func() bool {
+	waitFor(t, 5*time.Second, "every SOCKS5 and unidentified connection to be closed", func() bool {
 		p.mu.Lock()
 		defer p.mu.Unlock()
 		return len(p.conns) == 0

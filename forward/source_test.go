@@ -11,7 +11,6 @@ import (
 	"time"
 
 	"github.com/weirproxy/weir/egress"
-	"github.com/weirproxy/weir/internal/testutil"
 )
 
 var (
@@ -66,7 +65,7 @@ func TestSourceRoundRobin(t *testing.T) {
 	if !got["127.0.0.2"] || !got["127.0.0.3"] {
 		t.Fatalf("two SOCKS5 tunnels came from %v", got)
 	}
-	testutil.WaitFor(t, 5*time.Second, "source in the access log", func() bool {
+	waitFor(t, 5*time.Second, "source in the access log", func() bool {
 		return strings.Contains(p.acc.String(), "source=127.0.0.2") && strings.Contains(p.acc.String(), "source=127.0.0.3")
 	})
 }
@@ -105,14 +104,14 @@ func TestShutdownEndsTunnels(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	hc := testutil.Dial(t, p.addr)
+	hc := dial(t, p.addr)
 	fmt.Fprintf(hc, "CONNECT %s HTTP/1.1\r\nHost: x\r\n\r\n", origin.hostport())
 	buf := make([]byte, 64)
 	_ = hc.SetReadDeadline(time.Now().Add(10 * time.Second))
 	if n, err := hc.Read(buf); err != nil || !strings.HasPrefix(string(buf[:n]), "HTTP/1.1 200") {
 		t.Fatalf("CONNECT: %q %v", buf[:n], err)
 	}
-	idle := testutil.Dial(t, p.addr) // not identified yet: closed at once
+	idle := dial(t, p.addr) // not identified yet: closed at once
 	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
 	defer cancel()
 	start := time.Now()
@@ -123,7 +122,7 @@ func TestShutdownEndsTunnels(t *testing.T) {
 		t.Fatalf("Shutdown took %v", d)
 	}
 	for name, c := range map[string]net.Conn{"socks5": sc, "connect": hc, "idle": idle} {
-		if _, closed := testutil.ReadAllUntilClose(c, 5*time.Second); !closed {
+		if _, closed := readAllUntilClose(c, 5*time.Second); !closed {
 			t.Errorf("%s connection still open after Shutdown", name)
 		}
 	}
