@@ -22,6 +22,7 @@ type (
 	destKey     struct{}
 	sourceKey   struct{}
 	remoteKey   struct{}
+	slotKey     struct{} // *userState of a use counted against UserLimits
 )
 
 // identity is who a request is for: the user (authenticated when the
@@ -39,16 +40,23 @@ type httpFront struct {
 	srv       *Server
 	policy    *egress.Policy
 	challenge *message.Header // the fields of a 407
+	tooMany   *message.Header // the fields of a 429 (UserLimits.MaxConns)
 }
 
 func (s *Server) newHandler(policy *egress.Policy) *proxy.Handler {
-	f := &httpFront{srv: s, policy: policy, challenge: &message.Header{}}
+	f := &httpFront{srv: s, policy: policy, challenge: &message.Header{}, tooMany: &message.Header{}}
 	f.challenge.AddString("Proxy-Authenticate", proxyauth.DefaultChallenge)
 	f.challenge.AddString("Content-Type", "text/plain; charset=utf-8")
+	f.tooMany.AddString("Content-Type", "text/plain; charset=utf-8")
+	f.tooMany.AddString("Proxy-Status", proxyStatus("http_request_denied", errUserConns.Error()))
+	chain := proxy.MustChain(f)
+	if s.opts.UserLimits.BytesPerSecond > 0 {
+		chain = proxy.MustChain(f, bodyPacer{s})
+	}
 	return &proxy.Handler{
 		Limits:    s.opts.Limits,
 		Router:    f,
-		Chain:     proxy.MustChain(f),
+		Chain:     chain,
 		Connect:   f,
 		Forwarded: proxy.ForwardedNone, // a forward proxy does not tell destinations who its clients are
 		ErrorLog:  newDestinationLog(s.log),
@@ -57,6 +65,7 @@ func (s *Server) newHandler(policy *egress.Policy) *proxy.Handler {
 
 var (
 	bodyAuth      = []byte("407 Proxy Authentication Required\n")
+	bodyTooMany   = []byte("429 Too Many Requests: " + errUserConns.Error() + "\n")
 	errOriginForm = &proxy.StatusError{Status: 400, Msg: "this is a forward proxy: send absolute-form requests (GET http://host/path) or CONNECT"}
 	errHTTPS      = &proxy.StatusError{Status: 400, Msg: "use CONNECT for https:// URLs"}
 	errBadTarget  = &proxy.StatusError{Status: 400, Msg: "invalid destination"}
@@ -65,12 +74,21 @@ var (
 // RequestFilter authenticates the request, removes its credentials, and
 // checks an absolute-form target before it is routed.
 func (f *httpFront) RequestFilter(s *proxy.Session) error {
-	id, ok := f.authenticate(s.Req.Header.Get("Proxy-Authorization"))
+	id, ok := f.srv.authenticate(s.Req.Header.Get("Proxy-Authorization"))
 	if !ok {
 		return s.Respond(407, f.challenge, bodyAuth)
 	}
 	s.Req.Header.Del("Proxy-Authorization")
 	s.SetValue(identityKey{}, id)
+	u, ok := f.srv.users.acquire(userKey(id, s.Client.Addr()))
+	if !ok {
+		s.Err = errUserConns
+		return s.Respond(429, f.tooMany, bodyTooMany)
+	}
+	if u != nil {
+		// Released by Log, which runs once for every request.
+		s.SetValue(slotKey{}, u)
+	}
 	if s.Req.IsMethod("CONNECT") {
 		return nil // checked by Connect
 	}
@@ -99,10 +117,11 @@ func (f *httpFront) RequestFilter(s *proxy.Session) error {
 	return nil
 }
 
-// authenticate checks a Proxy-Authorization value. Without Auth, any
-// credentials only name the user and session for source selection.
-func (f *httpFront) authenticate(v []byte) (identity, bool) {
-	auth := f.srv.opts.Auth
+// authenticate checks a Proxy-Authorization value (nil: none). Without
+// Auth, any credentials only name the user and session for source
+// selection.
+func (s *Server) authenticate(v []byte) (identity, bool) {
+	auth := s.opts.Auth
 	if v == nil {
 		return identity{}, auth == nil
 	}
@@ -211,7 +230,8 @@ func (f *httpFront) Connect(s *proxy.Session, t *proxy.Tunnel) error {
 		s.Err = err
 		return nil
 	}
-	in, out, err := relay(client, nil, up, srv.opts.TunnelIdleTimeout)
+	u, _ := s.Value(slotKey{}).(*userState)
+	in, out, err := relay(srv.ctx, client, nil, up, srv.opts.TunnelIdleTimeout, u)
 	s.BytesIn, s.BytesOut = in, out
 	if err != nil {
 		s.Err = err
@@ -261,8 +281,13 @@ func statusText(status int) string {
 	return "Bad Gateway"
 }
 
-// Log implements proxy.Logger: per-user counters and the access line.
+// Log implements proxy.Logger: the end of the request's use of the
+// user's limits, per-user counters and the access line.
 func (f *httpFront) Log(s *proxy.Session) {
+	if u, ok := s.Value(slotKey{}).(*userState); ok && u != nil {
+		s.SetValue(slotKey{}, (*userState)(nil))
+		u.release()
+	}
 	id, _ := s.Value(identityKey{}).(identity)
 	kind := kindHTTP
 	if s.Req.IsMethod("CONNECT") {
@@ -354,4 +379,19 @@ func (s *Server) newGroup(dest string, src netip.Addr) *upstream.Group {
 		// to eject it in favour of.
 		Retries: 0,
 	}
+}
+
+// bodyPacer slows plain HTTP response bodies to the user's rate
+// (UserLimits.BytesPerSecond). It is in the chain only when a rate is
+// set, since a body filter makes the engine send bodies chunked to
+// HTTP/1.1 clients.
+type bodyPacer struct{ srv *Server }
+
+// ResponseBodyFilter implements proxy.ResponseBodyFilter.
+func (p bodyPacer) ResponseBodyFilter(s *proxy.Session, chunk []byte, _ bool) ([]byte, error) {
+	u, _ := s.Value(slotKey{}).(*userState)
+	if err := waitN(p.srv.ctx, u.limiter(false), len(chunk)); err != nil {
+		return nil, err
+	}
+	return chunk, nil
 }

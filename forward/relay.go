@@ -11,6 +11,8 @@ import (
 	"syscall"
 	"time"
 
+	"golang.org/x/time/rate"
+
 	"github.com/weirproxy/weir/resolver"
 )
 
@@ -25,6 +27,9 @@ type tunnel struct {
 	last    atomic.Int64  // unix nanos of the last byte moved either way
 	aborted atomic.Bool   // one direction failed; the other must stop
 	a, b    net.Conn
+	user    *userState         // rate limits; nil: none
+	ctx     context.Context    // ends rate waits
+	cancel  context.CancelFunc // ends ctx when the tunnel aborts
 }
 
 // relay copies client→up (after writing buffered, bytes the client sent
@@ -32,9 +37,13 @@ type tunnel struct {
 // byte counts of each. When one side finishes sending, the other side's
 // write half is closed and the other direction goes on. The tunnel ends
 // early when no byte moved either way for idle, or when either direction
-// fails. The caller closes both connections.
-func relay(client net.Conn, buffered []byte, up net.Conn, idle time.Duration) (in, out int64, err error) {
-	t := &tunnel{idle: idle, a: client, b: up}
+// fails. Each direction is slowed to the user's rate, when u has one;
+// ctx ending stops a wait for the rate. The caller closes both
+// connections.
+func relay(ctx context.Context, client net.Conn, buffered []byte, up net.Conn, idle time.Duration, u *userState) (in, out int64, err error) {
+	t := &tunnel{idle: idle, a: client, b: up, user: u}
+	t.ctx, t.cancel = context.WithCancel(ctx)
+	defer t.cancel()
 	t.last.Store(time.Now().UnixNano())
 	type result struct {
 		n   int64
@@ -54,13 +63,13 @@ func relay(client net.Conn, buffered []byte, up net.Conn, idle time.Duration) (i
 		}
 		if err == nil {
 			var m int64
-			m, err = t.copy(up, client)
+			m, err = t.copy(up, client, u.limiter(true))
 			n += m
 		}
 		t.finish(up, err)
 		done <- result{n, err}
 	}()
-	out, outErr := t.copy(client, up)
+	out, outErr := t.copy(client, up, u.limiter(false))
 	t.finish(client, outErr)
 	r := <-done
 	in = r.n
@@ -86,6 +95,7 @@ func (t *tunnel) finish(dst net.Conn, err error) {
 	if t.aborted.Swap(true) {
 		return
 	}
+	t.cancel()
 	now := time.Now()
 	_ = t.a.SetDeadline(now)
 	_ = t.b.SetDeadline(now)
@@ -101,11 +111,15 @@ func (t *tunnel) active(now time.Time) (time.Time, bool) {
 }
 
 // copy moves bytes from src to dst until src ends (nil), the tunnel is
-// idle, or either side fails.
-func (t *tunnel) copy(dst, src net.Conn) (int64, error) {
+// idle, or either side fails. With lim, each read waits for its bytes
+// from the bucket before they are written on.
+func (t *tunnel) copy(dst, src net.Conn, lim *rate.Limiter) (int64, error) {
 	bp := relayBufs.Get().(*[]byte)
 	defer relayBufs.Put(bp)
 	buf := *bp
+	if lim != nil {
+		buf = buf[:min(len(buf), lim.Burst())]
+	}
 	var n int64
 	// Deadlines are moved only every idle/8, not on every read; when one
 	// passes while the tunnel was active, it is moved to the idle limit
@@ -121,6 +135,14 @@ func (t *tunnel) copy(dst, src net.Conn) (int64, error) {
 		arm(src.SetReadDeadline, &readArmed, time.Now())
 		r, rerr := src.Read(buf)
 		if r > 0 {
+			if lim != nil {
+				if err := waitN(t.ctx, lim, r); err != nil {
+					if t.aborted.Load() {
+						return n, errAborted
+					}
+					return n, err
+				}
+			}
 			now := time.Now()
 			t.touch(now)
 			p := buf[:r]

@@ -2,15 +2,20 @@ package forward
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net"
+	"net/http"
 	"net/netip"
 	"sync"
 	"sync/atomic"
 	"syscall"
 	"time"
+
+	"github.com/quic-go/quic-go"
+	"github.com/quic-go/quic-go/http3"
 
 	"github.com/weirproxy/weir/egress"
 	"github.com/weirproxy/weir/proxy"
@@ -81,8 +86,8 @@ type Options struct {
 	// Addrs the kernel chooses.
 	Sources egress.SourceConfig
 
-	// Resolver looks destination names up (nil: egress.NetResolver, the
-	// system resolver). Package resolver provides a caching one.
+	// Resolver looks destination names up. Nil means a caching resolver
+	// of package resolver, configured by DNS.
 	Resolver egress.Resolver
 
 	// UDP lets SOCKS5 clients use UDP ASSOCIATE. Not with Upstream.
@@ -130,6 +135,62 @@ type Options struct {
 	// before it connects (as net.Dialer.Control): to set socket options
 	// or, in tests, to count connection attempts.
 	DialControl func(network, address string, c syscall.RawConn) error
+
+	// TLS, when set, makes the port an HTTPS proxy as well: a connection
+	// whose first byte starts a TLS handshake record (0x16) is served
+	// over TLS with these certificates, while SOCKS5 and cleartext HTTP
+	// keep working on the same port. Clients that negotiate HTTP/2
+	// (ALPN "h2") open tunnels with HTTP/2 CONNECT (RFC 9113 8.5); the
+	// others speak HTTP/1.1 inside TLS. When NextProtos is empty it is
+	// set to "h2" and "http/1.1". The configuration is cloned.
+	TLS *tls.Config
+
+	// HTTP3 also serves MASQUE, CONNECT-UDP (RFC 9298) over HTTP/3, on
+	// the UDP port with the same number as the TCP one (or on
+	// PacketConn): clients relay UDP through Weir as HTTP datagrams,
+	// with the same authentication, destination policy, source
+	// addresses, per-user limits, counters and access log as the other
+	// protocols. Needs TLS; not with Upstream.
+	HTTP3 bool
+	// PacketConn, when set with HTTP3, is the UDP socket HTTP/3 is served
+	// on instead of one opened on the TCP port's number. The Server
+	// closes it on Shutdown.
+	PacketConn net.PacketConn
+
+	// UserLimits bound what each user may use at once (zero fields: no
+	// limit). Without Auth, each client IP address counts as one user.
+	UserLimits UserLimits
+
+	// DNS chooses the caching resolver built when Resolver is nil (zero
+	// value: the nameservers of /etc/resolv.conf).
+	DNS DNSOptions
+}
+
+// UserLimits bound each user's use of the proxy. A user is an
+// authenticated user name, or a client IP address when the server has no
+// Auth. Zero fields mean no limit.
+type UserLimits struct {
+	// MaxConns bounds a user's concurrent uses: CONNECT tunnels (over
+	// HTTP/1.1 or HTTP/2 streams), plain HTTP requests in flight, SOCKS5
+	// CONNECT tunnels, SOCKS5 UDP associations and MASQUE flows each
+	// count as one while they last; an idle kept-alive client connection
+	// counts for nothing. One more is refused: HTTP answers 429 with
+	// "Proxy-Status: weir; error=http_request_denied", SOCKS5 replies
+	// 0x01 (general failure), MASQUE answers 429 like HTTP.
+	MaxConns int
+
+	// BytesPerSecond bounds a user's throughput in each direction
+	// separately: at most this many bytes per second from the user's
+	// clients toward destinations, and as many back, summed over all of
+	// the user's tunnels and requests (one token bucket per direction,
+	// shared by every flow of the user). The bucket holds 100 ms of
+	// traffic and at least 64 KiB, so short bursts pass at full speed.
+	// Tunnels (CONNECT, SOCKS5 CONNECT) are slowed to the rate; so are
+	// plain HTTP response bodies, which are then sent chunked to
+	// HTTP/1.1 clients; SOCKS5 UDP datagrams over the rate are dropped,
+	// since UDP has no flow control to slow a sender down. Plain HTTP
+	// request bodies and MASQUE flows are counted but not slowed.
+	BytesPerSecond int64
 }
 
 func (o *Options) fill() {
@@ -183,10 +244,20 @@ type Server struct {
 
 	ln     net.Listener
 	httpLn *connListener
+	tlsLn  *connListener // nil without TLS
+	tls    *tls.Config
+	pc     net.PacketConn // HTTP/3's socket; nil without HTTP3
+	h3     *http3.Server
 	engine *proxy.Server
 	groups *groupCache
 	usage  usageTable
-	open   bool // no authentication on a non-loopback address
+	users  *userTable
+	dns    string // which resolver backend, for the start log
+	open   bool   // no authentication on a non-loopback address
+
+	// ctx ends when Shutdown gives up waiting: it stops rate waits.
+	ctx    context.Context
+	cancel context.CancelFunc
 
 	serving atomic.Bool
 
@@ -198,11 +269,17 @@ type Server struct {
 
 // New checks o, listens and builds the server. It fails with an
 // *OpenProxyError for a server without Auth on a non-loopback address
-// unless o.AllowOpen is set. On failure it closes o.Listener, if given.
+// unless o.AllowOpen is set. On failure it closes o.Listener and
+// o.PacketConn, if given.
 func New(o Options) (*Server, error) {
 	s, err := newServer(o)
-	if err != nil && o.Listener != nil {
-		o.Listener.Close()
+	if err != nil {
+		if o.Listener != nil {
+			o.Listener.Close()
+		}
+		if o.PacketConn != nil {
+			o.PacketConn.Close()
+		}
 	}
 	return s, err
 }
@@ -224,9 +301,30 @@ func newServer(o Options) (*Server, error) {
 		if ch, err = parseChain(o.Upstream); err != nil {
 			return nil, fmt.Errorf("forward: %w", err)
 		}
-		if o.UDP {
+		if o.UDP || o.HTTP3 {
 			return nil, errors.New("forward: UDP relaying cannot go through an upstream proxy")
 		}
+	}
+	if o.HTTP3 && o.TLS == nil {
+		return nil, errors.New("forward: HTTP/3 needs TLS: give certificates")
+	}
+	if o.UserLimits.MaxConns < 0 || o.UserLimits.BytesPerSecond < 0 {
+		return nil, errors.New("forward: negative user limit")
+	}
+	var tlsConf *tls.Config
+	if o.TLS != nil {
+		tlsConf = o.TLS.Clone()
+		if len(tlsConf.NextProtos) == 0 {
+			tlsConf.NextProtos = []string{"h2", "http/1.1"}
+		}
+	}
+	dnsDesc := "custom"
+	if o.Resolver == nil {
+		r, what, err := newResolver(o.DNS)
+		if err != nil {
+			return nil, fmt.Errorf("forward: %w", err)
+		}
+		o.Resolver, dnsDesc = r, what
 	}
 	ln := o.Listener
 	where := o.Listen
@@ -244,7 +342,25 @@ func newServer(o Options) (*Server, error) {
 		if ln, err = net.Listen("tcp", o.Listen); err != nil {
 			return nil, fmt.Errorf("forward: %w", err)
 		}
+		if o.HTTP3 && o.PacketConn == nil {
+			// The UDP port is bound here too, so that a failure closes the
+			// TCP port this call opened.
+			pc, err := listenUDPBeside(ln.Addr())
+			if err != nil {
+				ln.Close()
+				return nil, fmt.Errorf("forward: HTTP/3: %w", err)
+			}
+			o.PacketConn = pc
+		}
 	}
+	if o.HTTP3 && o.PacketConn == nil {
+		pc, err := listenUDPBeside(ln.Addr())
+		if err != nil {
+			return nil, fmt.Errorf("forward: HTTP/3: %w", err)
+		}
+		o.PacketConn = pc
+	}
+	ctx, cancel := context.WithCancel(context.Background())
 	s := &Server{
 		opts:    o,
 		log:     o.Logger,
@@ -252,6 +368,11 @@ func newServer(o Options) (*Server, error) {
 		policy:  policy,
 		chain:   ch,
 		ln:      ln,
+		tls:     tlsConf,
+		users:   newUserTable(o.UserLimits),
+		dns:     dnsDesc,
+		ctx:     ctx,
+		cancel:  cancel,
 		open:    o.Auth == nil && !loopback,
 		conns:   map[net.Conn]bool{},
 		dialer: &egress.Dialer{
@@ -262,9 +383,26 @@ func newServer(o Options) (*Server, error) {
 		},
 	}
 	s.httpLn = newConnListener(ln.Addr())
+	if tlsConf != nil {
+		s.tlsLn = newConnListener(ln.Addr())
+	}
+	if o.HTTP3 {
+		s.pc = o.PacketConn
+		s.h3 = s.newHTTP3(tlsConf)
+	}
 	s.groups = newGroupCache(s, o.MaxDestinations, o.DestinationIdle)
 	s.engine = proxy.NewServer(s.newHandler(policy))
 	return s, nil
+}
+
+// listenUDPBeside opens the UDP socket with the address and port number
+// of a TCP listener.
+func listenUDPBeside(a net.Addr) (net.PacketConn, error) {
+	ta, ok := a.(*net.TCPAddr)
+	if !ok {
+		return nil, fmt.Errorf("cannot tell the port of %s", a)
+	}
+	return net.ListenUDP("udp", &net.UDPAddr{IP: ta.IP, Port: ta.Port, Zone: ta.Zone})
 }
 
 // isLoopbackListen reports whether a listen address only binds loopback:
@@ -298,12 +436,32 @@ func (s *Server) Serve() error {
 		return errors.New("forward: Serve called twice")
 	}
 	s.logStart()
-	engineDone := make(chan struct{})
-	go func() {
-		defer close(engineDone)
+	var fronts sync.WaitGroup
+	fronts.Go(func() {
 		if err := s.engine.Serve(s.httpLn); err != nil && !errors.Is(err, proxy.ErrServerClosed) && !s.isClosing() {
 			s.log.Error("forward proxy: HTTP side stopped", "err", err)
 		}
+	})
+	if s.tlsLn != nil {
+		fronts.Go(func() {
+			err := s.engine.ServeListener(s.tlsLn, &proxy.ListenerOptions{TLS: s.tls})
+			if err != nil && !errors.Is(err, proxy.ErrServerClosed) && !s.isClosing() {
+				s.log.Error("forward proxy: HTTPS side stopped", "err", err)
+			}
+		})
+	}
+	if s.h3 != nil {
+		fronts.Go(func() {
+			err := s.h3.Serve(s.pc)
+			if err != nil && !errors.Is(err, http.ErrServerClosed) && !errors.Is(err, quic.ErrServerClosed) && !s.isClosing() {
+				s.log.Error("forward proxy: HTTP/3 side stopped", "err", err)
+			}
+		})
+	}
+	engineDone := make(chan struct{})
+	go func() {
+		fronts.Wait()
+		close(engineDone)
 	}()
 	var backoff time.Duration
 	for {
@@ -320,7 +478,7 @@ func (s *Server) Serve() error {
 				<-t.C
 				continue
 			}
-			s.httpLn.Close()
+			s.closeFronts()
 			<-engineDone
 			return err
 		}
@@ -333,12 +491,33 @@ func (s *Server) Serve() error {
 	}
 }
 
+// closeFronts stops the HTTP, HTTPS and HTTP/3 sides after the listener
+// failed for good.
+func (s *Server) closeFronts() {
+	s.httpLn.Close()
+	if s.tlsLn != nil {
+		s.tlsLn.Close()
+	}
+	if s.h3 != nil {
+		s.h3.Close()
+		s.pc.Close()
+	}
+}
+
 func (s *Server) logStart() {
 	attrs := []any{
 		"addr", s.ln.Addr().String(),
 		"auth", s.opts.Auth != nil,
 		"udp", s.opts.UDP,
 		"allow_private", s.opts.Policy.AllowPrivate,
+		"tls", s.tls != nil,
+		"dns", s.dns,
+	}
+	if s.pc != nil {
+		attrs = append(attrs, "http3", s.pc.LocalAddr().String())
+	}
+	if l := s.opts.UserLimits; l.MaxConns > 0 || l.BytesPerSecond > 0 {
+		attrs = append(attrs, "user_max_conns", l.MaxConns, "user_bytes_per_second", l.BytesPerSecond)
 	}
 	if s.sources != nil {
 		mode := s.opts.Sources.Mode
@@ -350,7 +529,11 @@ func (s *Server) logStart() {
 	if s.chain != nil {
 		attrs = append(attrs, "upstream_proxy", s.chain.display)
 	}
-	s.log.Info("forward proxy listening (HTTP and SOCKS5 on one port)", attrs...)
+	what := "forward proxy listening (HTTP and SOCKS5 on one port)"
+	if s.tls != nil {
+		what = "forward proxy listening (HTTP, HTTPS and SOCKS5 on one port)"
+	}
+	s.log.Info(what, attrs...)
 	if s.open {
 		s.log.Warn("WARNING: open proxy: no authentication on a non-loopback address; anyone who can reach " +
 			s.ln.Addr().String() + " can use it")
@@ -434,9 +617,18 @@ func (s *Server) handleConn(c net.Conn) {
 		pc.Close()
 		s.done(c)
 		return
+	case first == tlsHandshakeRecord && s.tlsLn != nil:
+		// A TLS ClientHello: the engine terminates TLS and serves
+		// HTTP/1.1 or HTTP/2 inside it.
+		_ = pc.SetReadDeadline(time.Time{})
+		s.done(c)
+		if !s.tlsLn.deliver(pc) {
+			pc.Close()
+		}
+		return
 	case !httpStart[first]:
-		// Not a request line (a TLS ClientHello from a client that took
-		// the proxy for an HTTPS one, noise): nothing to answer.
+		// Not a request line (a TLS ClientHello without TLS configured,
+		// noise): nothing to answer.
 		s.log.Debug("neither HTTP nor SOCKS5; closing", "client", c.RemoteAddr().String(), "first_byte", first)
 		pc.Close()
 		s.done(c)
@@ -448,6 +640,10 @@ func (s *Server) handleConn(c net.Conn) {
 		pc.Close()
 	}
 }
+
+// tlsHandshakeRecord is the content type of a TLS record carrying a
+// handshake message (RFC 8446 5.1), the first byte of every ClientHello.
+const tlsHandshakeRecord = 0x16
 
 // Shutdown drains: the listener closes, connections that have not sent
 // a request or finished a SOCKS5 handshake close, HTTP requests in flight
@@ -469,6 +665,18 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	}
 	engineErr := make(chan error, 1)
 	go func() { engineErr <- s.engine.Shutdown(ctx) }()
+	h3Err := make(chan error, 1)
+	go func() {
+		if s.h3 == nil {
+			h3Err <- nil
+			return
+		}
+		err := s.h3.Shutdown(ctx)
+		s.pc.Close()
+		h3Err <- err
+	}()
+	stopWaits := context.AfterFunc(ctx, s.cancel)
+	defer stopWaits()
 	ownDone := make(chan struct{})
 	go func() {
 		s.wg.Wait()
@@ -489,8 +697,15 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	if e := <-engineErr; e != nil && err == nil {
 		err = e
 	}
+	if e := <-h3Err; e != nil && err == nil {
+		err = e
+	}
 	s.httpLn.Close()
+	if s.tlsLn != nil {
+		s.tlsLn.Close()
+	}
 	s.groups.close()
+	s.cancel()
 	return err
 }
 

@@ -8,6 +8,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"golang.org/x/time/rate"
+
 	"github.com/weirproxy/weir/egress"
 	"github.com/weirproxy/weir/limits"
 	"github.com/weirproxy/weir/socks5"
@@ -35,15 +37,31 @@ func (s *Server) serveSOCKS(c net.Conn, deadline time.Time) {
 	}
 	user, session := egress.SplitSession(req.User)
 	id := identity{user: user, session: session, authed: s.opts.Auth != nil}
+	if req.Cmd == socks5.Connect || req.Cmd == socks5.UDPAssociate {
+		client, _ := addrPortOf(c.RemoteAddr())
+		u, ok := s.users.acquire(userKey(id, client.Addr()))
+		if !ok {
+			cmd := "CONNECT"
+			if req.Cmd == socks5.UDPAssociate {
+				cmd = "UDP ASSOCIATE"
+			}
+			_ = writeReply(c, socks5.GeneralFailure, netip.AddrPort{})
+			s.logSOCKS(c, cmd, id, req.Dst.String(), socks5.GeneralFailure, netip.Addr{}, netip.AddrPort{}, 0, 0, start, errUserConns)
+			return
+		}
+		defer u.release()
+		if req.Cmd == socks5.Connect {
+			s.socksConnect(c, req, id, u, start)
+		} else {
+			s.socksUDP(c, req, id, u, start)
+		}
+		return
+	}
 	switch req.Cmd {
-	case socks5.Connect:
-		s.socksConnect(c, req, id, start)
-	case socks5.UDPAssociate:
-		s.socksUDP(c, req, id, start)
 	default:
 		// ServerHandshake refuses commands that are not enabled; BIND
 		// never is.
-		writeReply(c, socks5.CommandNotSupported, netip.AddrPort{})
+		_ = writeReply(c, socks5.CommandNotSupported, netip.AddrPort{})
 	}
 }
 
@@ -78,7 +96,7 @@ func socksReply(err error) socks5.ReplyCode {
 
 // socksConnect carries out CONNECT: dial through the egress policy,
 // answer, relay.
-func (s *Server) socksConnect(c net.Conn, req *socks5.Request, id identity, start time.Time) {
+func (s *Server) socksConnect(c net.Conn, req *socks5.Request, id identity, u *userState, start time.Time) {
 	dest := req.Dst.String()
 	src := s.sources.Pick(id.user, id.session)
 	up, remote, err := s.dialOut(bgCtx, dest, src, false)
@@ -95,7 +113,7 @@ func (s *Server) socksConnect(c net.Conn, req *socks5.Request, id identity, star
 		return
 	}
 	s.tunnelling(c)
-	in, out, err := relay(c, nil, up, s.opts.TunnelIdleTimeout)
+	in, out, err := relay(s.ctx, c, nil, up, s.opts.TunnelIdleTimeout, u)
 	s.usage.add(id, kindSOCKS, in, out)
 	s.logSOCKS(c, "CONNECT", id, dest, socks5.Succeeded, src, remote, in, out, start, err)
 }
@@ -103,7 +121,7 @@ func (s *Server) socksConnect(c net.Conn, req *socks5.Request, id identity, star
 // socksUDP carries out UDP ASSOCIATE: a socket for the client on the
 // address it reached the server at, an outbound socket on the picked
 // source address, and every datagram's destination checked by the policy.
-func (s *Server) socksUDP(c net.Conn, req *socks5.Request, id identity, start time.Time) {
+func (s *Server) socksUDP(c net.Conn, req *socks5.Request, id identity, u *userState, start time.Time) {
 	local, _ := addrPortOf(c.LocalAddr())
 	clientSock, err := net.ListenUDP("udp", net.UDPAddrFromAddrPort(netip.AddrPortFrom(local.Addr().Unmap(), 0)))
 	if err != nil {
@@ -130,7 +148,7 @@ func (s *Server) socksUDP(c net.Conn, req *socks5.Request, id identity, start ti
 		return
 	}
 	s.tunnelling(c)
-	out := &countingPacketConn{UDPConn: outSock}
+	out := &countingPacketConn{UDPConn: outSock, up: u.limiter(true), down: u.limiter(false)}
 	relay := &socks5.UDPRelay{
 		Control:     c,
 		Client:      clientSock,
@@ -158,19 +176,28 @@ func (s *Server) socksUDP(c net.Conn, req *socks5.Request, id identity, start ti
 }
 
 // countingPacketConn counts the payload bytes of an association's
-// outbound socket.
+// outbound socket, and drops datagrams over the user's rate.
 type countingPacketConn struct {
 	*net.UDPConn
+	up, down       *rate.Limiter // nil: no rate
 	sent, received atomic.Int64
 }
 
 func (p *countingPacketConn) ReadFromUDPAddrPort(b []byte) (int, netip.AddrPort, error) {
-	n, a, err := p.UDPConn.ReadFromUDPAddrPort(b)
-	p.received.Add(int64(n))
-	return n, a, err
+	for {
+		n, a, err := p.UDPConn.ReadFromUDPAddrPort(b)
+		if err == nil && !allowN(p.down, n) {
+			continue // over the rate: dropped
+		}
+		p.received.Add(int64(n))
+		return n, a, err
+	}
 }
 
 func (p *countingPacketConn) WriteToUDPAddrPort(b []byte, to netip.AddrPort) (int, error) {
+	if !allowN(p.up, len(b)) {
+		return 0, errRateLimited
+	}
 	n, err := p.UDPConn.WriteToUDPAddrPort(b, to)
 	p.sent.Add(int64(n))
 	return n, err

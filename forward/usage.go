@@ -12,7 +12,7 @@ import (
 type Usage struct {
 	Requests     int64 // HTTP requests forwarded (absolute-form)
 	Tunnels      int64 // CONNECT and SOCKS5 CONNECT tunnels opened
-	Associations int64 // SOCKS5 UDP associations
+	Associations int64 // SOCKS5 UDP associations and MASQUE (CONNECT-UDP) flows
 	BytesIn      int64
 	BytesOut     int64
 }
@@ -24,10 +24,11 @@ const (
 	kindConnect
 	kindSOCKS
 	kindUDP
+	kindMASQUE
 )
 
 func (k kind) String() string {
-	return [...]string{"http", "connect", "socks5", "socks5-udp"}[k]
+	return [...]string{"http", "connect", "socks5", "socks5-udp", "masque"}[k]
 }
 
 // usageTable counts per user. Only authenticated users get their own
@@ -56,7 +57,7 @@ func (t *usageTable) add(id identity, k kind, in, out int64) {
 		c.requests.Add(1)
 	case kindConnect, kindSOCKS:
 		c.tunnels.Add(1)
-	case kindUDP:
+	case kindUDP, kindMASQUE:
 		c.assocs.Add(1)
 	}
 	c.in.Add(in)
