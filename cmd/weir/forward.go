@@ -19,17 +19,21 @@ import (
 	"github.com/weirproxy/weir/forward"
 	"github.com/weirproxy/weir/limits"
 	"github.com/weirproxy/weir/proxyauth"
-	"github.com/weirproxy/weir/resolver"
+	"github.com/weirproxy/weir/tlsconf"
 )
 
 const forwardProxyHelp = `Usage: weir forward-proxy [flags]
 
 Runs a forward proxy: clients configured to use it reach the Internet
-through Weir. One port speaks both protocols:
+through Weir. One port speaks every protocol:
   - HTTP proxying: plain http:// requests ("curl -x http://HOST:3128 URL")
     and CONNECT tunnels for https:// and anything else over TCP;
+  - HTTPS proxying, with --tls-cert and --tls-key: the same over TLS
+    ("curl --proxy https://HOST:3128 URL"), HTTP/2 CONNECT included;
   - SOCKS5 ("curl --socks5-hostname HOST:3128 URL"), with UDP relaying
-    when --udp is given.
+    when --udp is given;
+  - with --http3, MASQUE (CONNECT-UDP over HTTP/3, RFC 9298) on the UDP
+    port of the same number.
 
 Safe by default:
   - it listens on 127.0.0.1:3128, reachable from this machine only; on any
@@ -73,6 +77,16 @@ Examples:
   # go out through another proxy (an HTTP one, or socks5://...)
   weir forward-proxy --upstream-proxy http://me:pw@proxy.corp.example:3128
 
+  # an HTTPS proxy with MASQUE, each user held to 10 connections and
+  # 1 MiB/s each way
+  weir forward-proxy --listen :3128 --users users --tls-cert cert.pem \
+      --tls-key key.pem --http3 --user-max-conns 10 --user-rate 1MiB
+  curl --proxy https://alice:s3cret@proxy.example:3128 https://example.com/
+
+  # resolve with given nameservers, or DNS over HTTPS
+  weir forward-proxy --dns-server 192.0.2.53 --dns-server 192.0.2.54
+  weir forward-proxy --doh https://dns.example/dns-query
+
 Users file: one "name:hash" per line, bcrypt ("htpasswd -nbB NAME PASS")
 or argon2id; see docs/forward-proxy.md.
 
@@ -103,6 +117,9 @@ func forwardProxyMain(args []string, stdout, stderr io.Writer) int {
 		logFormat    string
 		logLevel     string
 		grace        time.Duration
+		tlsCert      string
+		tlsKey       string
+		userRate     string
 	)
 	fs.StringVar(&o.Listen, "listen", forward.DefaultListen, "`ADDR` to listen on; anything but a loopback address needs --auth, --users or --allow-open")
 	fs.Func("auth", "a user, as `USER:PASS`; repeat for several (the password is hashed in memory)", func(v string) error {
@@ -132,6 +149,16 @@ func forwardProxyMain(args []string, stdout, stderr io.Writer) int {
 	fs.DurationVar(&stickyTTL, "sticky-ttl", egress.DefaultStickyTTL, "how long an unused sticky session keeps its source address")
 	fs.StringVar(&o.Upstream, "upstream-proxy", "", "send every outbound connection through this next proxy `URL`: http://[USER:PASS@]HOST:PORT or socks5://[USER:PASS@]HOST:PORT (not with --udp)")
 	fs.BoolVar(&o.UDP, "udp", false, "let SOCKS5 clients relay UDP (UDP ASSOCIATE), under the same destination rules")
+	fs.StringVar(&tlsCert, "tls-cert", "", "also serve the proxy over TLS (HTTPS proxy, HTTP/2 CONNECT) with the certificate in this PEM `FILE`, on the same port; needs --tls-key")
+	fs.StringVar(&tlsKey, "tls-key", "", "the certificate's private key, a PEM `FILE`; needs --tls-cert")
+	fs.BoolVar(&o.HTTP3, "http3", false, "also serve MASQUE (CONNECT-UDP over HTTP/3) on the UDP port of the same number; needs --tls-cert and --tls-key")
+	fs.IntVar(&o.UserLimits.MaxConns, "user-max-conns", 0, "at most `N` tunnels, requests in flight, UDP associations and MASQUE flows at once per user (per client address without users); 0: no limit")
+	fs.StringVar(&userRate, "user-rate", "", "at most `RATE` bytes per second per user in each direction, like 512KiB, 1MiB or 10MB; empty or 0: no limit")
+	fs.Func("dns-server", "resolve names with this nameserver `ADDR` (ip or ip:port) instead of those of /etc/resolv.conf; repeatable", func(v string) error {
+		o.DNS.Servers = append(o.DNS.Servers, v)
+		return nil
+	})
+	fs.StringVar(&o.DNS.DoH, "doh", "", "resolve names with DNS over HTTPS at this `URL`, like https://dns.example/dns-query (not with --dns-server)")
 	fs.StringVar(&accessLog, "access-log", "stdout", "where access lines go: stdout, stderr, off or a file `PATH`")
 	fs.StringVar(&logFormat, "log-format", "text", "log format: text or json")
 	fs.StringVar(&logLevel, "log-level", "info", "log level: debug, info, warn or error")
@@ -170,6 +197,24 @@ func forwardProxyMain(args []string, stdout, stderr io.Writer) int {
 			o.Sources.Addrs = append(o.Sources.Addrs, ip)
 		}
 		o.Sources.Mode, o.Sources.StickyTTL = sourceMode, stickyTTL
+	}
+	if o.UserLimits.MaxConns < 0 {
+		return usage("--user-max-conns: want 0 or more, not %d", o.UserLimits.MaxConns)
+	}
+	if o.UserLimits.BytesPerSecond, err = parseByteSize(userRate); err != nil {
+		return usage("--user-rate: %v", err)
+	}
+	if (tlsCert == "") != (tlsKey == "") {
+		return usage("--tls-cert and --tls-key go together")
+	}
+	if o.HTTP3 && tlsCert == "" {
+		return usage("--http3 needs --tls-cert and --tls-key: HTTP/3 always runs over TLS")
+	}
+	if o.HTTP3 && o.Upstream != "" {
+		return usage("--http3 relays UDP, which cannot go through --upstream-proxy")
+	}
+	if o.DNS.DoH != "" && len(o.DNS.Servers) > 0 {
+		return usage("--doh and --dns-server cannot be used together")
 	}
 	if logFormat != "text" && logFormat != "json" {
 		return usage("--log-format: want text or json, not %q", logFormat)
@@ -247,11 +292,23 @@ func forwardProxyMain(args []string, stdout, stderr io.Writer) int {
 		o.AccessLog = newForwardLogger(w, logFormat, slog.LevelInfo)
 	}
 
-	if r, err := resolver.New(resolver.Config{}); err == nil {
-		o.Resolver = r
-	} else if r, err2 := resolver.New(resolver.Config{Backend: &resolver.System{}}); err2 == nil {
-		log.Warn("using the system resolver", "reason", err)
-		o.Resolver = r
+	if tlsCert != "" {
+		ts, err := tlsconf.NewServer(tlsconf.ServerOptions{
+			Certs: []tlsconf.CertFiles{{CertFile: tlsCert, KeyFile: tlsKey}},
+			OnReload: func(err error) {
+				if err != nil {
+					log.Error("certificate not reloaded; the previous one stays", "err", err)
+				} else {
+					log.Info("certificate reloaded", "file", tlsCert)
+				}
+			},
+		})
+		if err != nil {
+			fmt.Fprintf(stderr, "weir forward-proxy: %v\n", err)
+			return 1
+		}
+		defer ts.Close()
+		o.TLS = ts.TLSConfig()
 	}
 
 	// Signal handlers go in before the port opens, so that a SIGTERM sent
@@ -291,6 +348,31 @@ func newForwardLogger(w io.Writer, format string, level slog.Level) *slog.Logger
 		return slog.New(slog.NewJSONHandler(w, opts))
 	}
 	return slog.New(slog.NewTextHandler(w, opts))
+}
+
+// parseByteSize reads a byte count: a number with an optional unit, B,
+// KB, MB, GB (powers of 1000) or KiB, MiB, GiB (powers of 1024), like
+// "512KiB" or "1.5MB". Empty means 0.
+func parseByteSize(s string) (int64, error) {
+	s = strings.TrimSpace(s)
+	if s == "" {
+		return 0, nil
+	}
+	i := strings.IndexFunc(s, func(r rune) bool { return (r < '0' || r > '9') && r != '.' })
+	num, unit := s, ""
+	if i >= 0 {
+		num, unit = s[:i], strings.TrimSpace(s[i:])
+	}
+	mult := map[string]float64{
+		"": 1, "b": 1,
+		"k": 1e3, "kb": 1e3, "m": 1e6, "mb": 1e6, "g": 1e9, "gb": 1e9,
+		"kib": 1 << 10, "mib": 1 << 20, "gib": 1 << 30,
+	}[strings.ToLower(unit)]
+	n, err := strconv.ParseFloat(num, 64)
+	if err != nil || mult == 0 || n < 0 || n*mult > 1<<50 {
+		return 0, fmt.Errorf("%q is not a size like 512KiB, 1MiB or 10MB", s)
+	}
+	return int64(n * mult), nil
 }
 
 // parsePorts reads "443,8443"; empty gives nil.
