@@ -1,20 +1,26 @@
 // Package forward is Weir's forward proxy: one listening port that speaks
-// both HTTP proxying (absolute-form requests such as
-// "GET http://example.com/ HTTP/1.1" and CONNECT tunnels) and SOCKS5
-// (CONNECT and, when enabled, UDP ASSOCIATE), with proxy authentication,
-// an egress policy against server-side request forgery, and a choice of
-// source address for every outbound connection.
+// HTTP proxying (absolute-form requests such as
+// "GET http://example.com/ HTTP/1.1" and CONNECT tunnels), the same over
+// TLS when given certificates (HTTP/2 CONNECT streams included), and
+// SOCKS5 (CONNECT and, when enabled, UDP ASSOCIATE), with proxy
+// authentication, an egress policy against server-side request forgery,
+// a choice of source address for every outbound connection, and
+// per-user limits. With Options.HTTP3, the UDP port of the same number
+// serves MASQUE (CONNECT-UDP over HTTP/3, package masque).
 //
-// # One port, two protocols
+// # One port, three protocols
 //
 // Each accepted connection is looked at before anything is read from it:
 // the first byte is peeked (with MSG_PEEK, so nothing is consumed), within
 // Options.HandshakeTimeout. A SOCKS5 client always starts with the version
-// byte 0x05, which no HTTP request can start with; such connections are
-// served by the SOCKS5 side of this package. Every other connection is
-// handed, untouched, to Weir's HTTP engine (package proxy) through a
-// listener that yields only those connections, so HTTP clients get the
-// engine's keep-alive loop, strict parser, limits and connection pools.
+// byte 0x05, and a TLS client with 0x16 (a handshake record); no HTTP
+// request can start with either. SOCKS5 connections are served by the
+// SOCKS5 side of this package. Every other connection is handed,
+// untouched, to Weir's HTTP engine (package proxy) through a listener
+// that yields only those connections (TLS ones through a second listener
+// on which the engine terminates TLS and speaks HTTP/2 to clients that
+// ask), so HTTP clients get the engine's keep-alive loop, strict parser,
+// limits and connection pools.
 //
 // # What a client may reach
 //
@@ -40,4 +46,17 @@
 // A server that listens on anything but a loopback address must have
 // authentication, or New refuses to start it unless Options.AllowOpen is
 // set: an open proxy on the Internet is found and abused within hours.
+//
+// # Per-user limits
+//
+// Options.UserLimits bounds each user's uses in progress (tunnels,
+// requests in flight, UDP associations, MASQUE flows) and throughput, with
+// token buckets (golang.org/x/time/rate) shared by all of a user's flows.
+// Without Auth, a client IP address is a user.
+//
+// # Names
+//
+// Unless Options.Resolver is set, names are resolved by a caching
+// resolver (package resolver) asking the nameservers or DNS-over-HTTPS
+// server of Options.DNS, by default those of /etc/resolv.conf.
 package forward

@@ -67,6 +67,7 @@ var (
 	bodyAuth      = []byte("407 Proxy Authentication Required\n")
 	bodyTooMany   = []byte("429 Too Many Requests: " + errUserConns.Error() + "\n")
 	errOriginForm = &proxy.StatusError{Status: 400, Msg: "this is a forward proxy: send absolute-form requests (GET http://host/path) or CONNECT"}
+	errH2Form     = &proxy.StatusError{Status: 400, Msg: "this is a forward proxy: over HTTP/2 only CONNECT is served; send plain http:// requests over HTTP/1.1"}
 	errHTTPS      = &proxy.StatusError{Status: 400, Msg: "use CONNECT for https:// URLs"}
 	errBadTarget  = &proxy.StatusError{Status: 400, Msg: "invalid destination"}
 )
@@ -97,6 +98,9 @@ func (f *httpFront) RequestFilter(s *proxy.Session) error {
 	case len(t) >= 7 && message.EqualFold(t[:7], "http://"):
 	case len(t) >= 8 && message.EqualFold(t[:8], "https://"):
 		return errHTTPS
+	case s.Req.ProtoMajor >= 2:
+		// HTTP/2 requests carry a path, never an absolute URL.
+		return errH2Form
 	default:
 		return errOriginForm
 	}

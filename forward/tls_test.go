@@ -144,6 +144,15 @@ func TestHTTPSProxyPort(t *testing.T) {
 		t.Fatalf("HTTP/2 CONNECT to a refused port: %d %v", resp.StatusCode, resp.Header)
 	}
 
+	// Over HTTP/2 a request for a path is not a proxy request.
+	req, _ := http.NewRequest(http.MethodGet, "https://"+p.addr+"/", nil)
+	req.Header["Proxy-Authorization"] = cred["Proxy-Authorization"]
+	if r, err := c.Do(req); err != nil || r.StatusCode != 400 || r.ProtoMajor != 2 {
+		t.Fatalf("HTTP/2 GET for a path: %v %v, want 400", r, err)
+	} else {
+		r.Body.Close()
+	}
+
 	// HTTP/1.1 inside TLS: plain requests and CONNECT (TLS in TLS).
 	pu := &url.URL{Scheme: "https", Host: p.addr, User: url.UserPassword("alice", "wonderland")}
 	tr := &http.Transport{Proxy: http.ProxyURL(pu), TLSClientConfig: &tls.Config{RootCAs: roots}}
