@@ -344,3 +344,33 @@ func TestUserTableForgets(t *testing.T) {
 		t.Error("no limits should mean no state")
 	}
 }
+
+// TestUserRateUDP: SOCKS5 datagrams over the user's rate are dropped: at
+// one byte per second the bucket holds 64 KiB, so of five 40,000-byte
+// datagrams one goes out and comes back.
+func TestUserRateUDP(t *testing.T) {
+	echo := udpEcho(t)
+	p := startProxy(t, Options{Policy: egress.PolicyConfig{AllowPrivate: true}, UDP: true, UserLimits: UserLimits{BytesPerSecond: 1}})
+	ctrl, pc, relay := udpAssociate(t, p.addr, "", "")
+	dg, _ := socks5.AppendUDPHeader(nil, socks5.AddrFromAddrPort(echo.LocalAddr().(*net.UDPAddr).AddrPort()))
+	dg = append(dg, make([]byte, 40000)...)
+	answers := 0
+	buf := make([]byte, 64<<10)
+	for range 5 {
+		if _, err := pc.WriteToUDPAddrPort(dg, relay); err != nil {
+			t.Fatal(err)
+		}
+		_ = pc.SetReadDeadline(time.Now().Add(300 * time.Millisecond))
+		if _, _, err := pc.ReadFromUDPAddrPort(buf); err == nil {
+			answers++
+		}
+	}
+	if answers > 1 {
+		t.Errorf("%d datagrams of 40,000 bytes came back at 1 byte/s, want at most one", answers)
+	}
+	ctrl.Close()
+	waitFor(t, 5*time.Second, "the association to end", func() bool { return p.Usage()[""].Associations == 1 })
+	if u := p.Usage()[""]; u.BytesIn != 40000 {
+		t.Errorf("%d bytes sent to the destination, want the one datagram the bucket held (40000)", u.BytesIn)
+	}
+}

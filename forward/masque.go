@@ -99,7 +99,8 @@ func (f *masqueFront) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if !isFlow {
 		return
 	}
-	if fl.ok && sw.status != 407 {
+	if fl.flowed {
+		// As for SOCKS5, only flows that were opened are counted.
 		srv.usage.add(fl.id, kindMASQUE, fl.up, fl.down)
 	}
 	f.log(r, fl, sw.status, start)
