@@ -56,6 +56,9 @@ var sections = []struct {
 	{"### Forward proxy `timeouts`", forwardProxy + ", timeouts: {zzzz_probe: 1}}\n"},
 	{"### Forward proxy `keepalive`", forwardProxy + ", keepalive: {zzzz_probe: 1}}\n"},
 	{"### `dns`", forwardProxy + ", dns: {zzzz_probe: 1}}\n"},
+	{"### Forward proxy `tls`", forwardProxy + ", tls: {zzzz_probe: 1}}\n"},
+	{"### Forward proxy `http3`", forwardProxy + ", http3: {zzzz_probe: 1}}\n"},
+	{"### `user_limits`", forwardProxy + ", user_limits: {zzzz_probe: 1}}\n"},
 }
 
 // forwardProxy starts a valid forward proxy, written in flow style and

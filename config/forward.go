@@ -40,6 +40,21 @@ type ForwardProxy struct {
 	// address other than loopback (key allow_open; default false).
 	AllowOpen bool
 
+	// TLS also makes the port an HTTPS proxy (key tls): clients may reach
+	// it over TLS, with HTTP/2 CONNECT when they negotiate "h2", while
+	// cleartext HTTP and SOCKS5 keep working on the same port. Nil
+	// without TLS. Only the certificate keys of a listener's tls apply:
+	// ClientAuth is "none", ACME nil and Fingerprint false.
+	TLS *ListenerTLS
+
+	// HTTP3 also serves MASQUE (CONNECT-UDP over HTTP/3) on the UDP port
+	// with the same number (key http3). It needs TLS and excludes
+	// UpstreamProxy.
+	HTTP3 HTTP3
+
+	// UserLimits bound what each user may use at once (key user_limits).
+	UserLimits ForwardUserLimits
+
 	// Policy says which destinations clients may reach (key policy).
 	Policy ForwardPolicy
 
@@ -114,6 +129,19 @@ type ForwardPolicy struct {
 	// AllowAllPorts lets every destination port through, whatever the
 	// lists say (key allow_all_ports; default false).
 	AllowAllPorts bool
+}
+
+// ForwardUserLimits bound each user's use of a forward proxy: an
+// authenticated user, or a client IP address without users. Zero means
+// no limit.
+type ForwardUserLimits struct {
+	// MaxConns bounds a user's tunnels, requests in flight and UDP
+	// associations at once (key max_conns; default 0).
+	MaxConns int
+
+	// BytesPerSecond bounds a user's throughput in each direction, in
+	// bytes per second (key bytes_per_second, a size; default 0).
+	BytesPerSecond int64
 }
 
 // ForwardSources are the local addresses a forward proxy's outbound
@@ -247,6 +275,7 @@ func isLoopbackHost(host string) bool {
 // once all of its keys are read point at.
 type forwardRefs struct {
 	addr, allowOpen, udp, upstream *yaml.Node
+	protos                         listenerProtocols // tls and http3
 }
 
 // forwardProxies decodes the forward_proxies list. It also returns the
@@ -299,8 +328,13 @@ func (d *decoder) forwardProxies(e entry) ([]ForwardProxy, []*yaml.Node) {
 					refs.allowOpen = e.v
 				}
 			},
-			"policy":  func(e entry) { policy = d.forwardPolicy(e, &fp.Policy) },
-			"sources": func(e entry) { fp.Sources = d.forwardSources(e) },
+			"tls": func(e entry) {
+				fp.TLS = d.listenerTLS(e, &refs.protos, true)
+			},
+			"http3":       func(e entry) { d.http3(e, &fp.HTTP3, &refs.protos) },
+			"user_limits": func(e entry) { d.userLimits(e, &fp.UserLimits) },
+			"policy":      func(e entry) { policy = d.forwardPolicy(e, &fp.Policy) },
+			"sources":     func(e entry) { fp.Sources = d.forwardSources(e) },
 			"udp": func(e entry) {
 				if d.boolean(e.v, "udp", &fp.UDP) && fp.UDP {
 					refs.udp = e.v
@@ -331,6 +365,17 @@ func (d *decoder) forwardProxies(e entry) ([]ForwardProxy, []*yaml.Node) {
 		}
 		if refs.udp != nil && refs.upstream != nil {
 			d.errorf(refs.udp, "udp cannot be used with upstream_proxy: UDP relaying cannot go through the next proxy")
+		}
+		if t := fp.TLS; t != nil && !refs.protos.alpnSet {
+			t.ALPN = slices.Clone(alpnProtocols)
+		}
+		if at := refs.protos.h3At; at != nil {
+			switch {
+			case fp.TLS == nil:
+				d.errorf(at, "http3 needs tls: QUIC is always encrypted; add a tls section to forward proxy %q", clip(fp.Name))
+			case refs.upstream != nil:
+				d.errorf(at, "http3 cannot be used with upstream_proxy: MASQUE relays UDP, which cannot go through the next proxy")
+			}
 		}
 		if x, ok := policy["udp_ports"]; ok && !fp.UDP {
 			d.errorf(x.k, "policy.udp_ports has no effect: forward proxy %q does not relay UDP; set udp: true", clip(fp.Name))
@@ -642,6 +687,20 @@ func redactURL(s string) string {
 		}
 	}
 	return s
+}
+
+// userLimits decodes a forward proxy's user_limits section.
+func (d *decoder) userLimits(e entry, u *ForwardUserLimits) {
+	d.mapping(e.v, "user_limits", "in user_limits", fields{
+		"max_conns": func(e entry) {
+			d.intField(e.v, "user_limits.max_conns", 0, math.MaxInt32, &u.MaxConns)
+		},
+		"bytes_per_second": func(e entry) {
+			if v, ok := d.size(e.v, "user_limits.bytes_per_second", 0); ok {
+				u.BytesPerSecond = v
+			}
+		},
+	})
 }
 
 // forwardTimeouts decodes a forward proxy's timeouts section.

@@ -312,3 +312,76 @@ func TestForwardProxyLoopbackNeedsNoUsers(t *testing.T) {
 		t.Errorf("allow_open: %v", err)
 	}
 }
+
+func TestForwardProxyTLS(t *testing.T) {
+	dir := tlsDir(t)
+	cfg, err := parseIn(t, dir, `
+forward_proxies:
+  - address: "127.0.0.1:3128"
+    tls:
+      certificates: [{cert: a.pem, key: a-key.pem}]
+      min_version: "1.3"
+    http3: {enabled: true}
+    user_limits: {max_conns: 10, bytes_per_second: 1MiB}
+  - address: "127.0.0.1:3129"
+    tls: {certificates: [{cert: b.pem, key: b-key.pem}], alpn: http/1.1, reload_interval: 0s}
+`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, b := cfg.ForwardProxies[0], cfg.ForwardProxies[1]
+	wantA := &ListenerTLS{
+		Certificates:   []Certificate{{Cert: filepath.Join(dir, "a.pem"), Key: filepath.Join(dir, "a-key.pem")}},
+		ClientAuth:     "none",
+		MinVersion:     "1.3",
+		ALPN:           []string{"h2", "http/1.1"},
+		ReloadInterval: DefaultCertReloadInterval,
+	}
+	if !reflect.DeepEqual(a.TLS, wantA) {
+		t.Errorf("tls:\ngot  %+v\nwant %+v", a.TLS, wantA)
+	}
+	if !a.HTTP3.Enabled || a.UserLimits != (ForwardUserLimits{MaxConns: 10, BytesPerSecond: 1 << 20}) {
+		t.Errorf("http3 %+v, user_limits %+v", a.HTTP3, a.UserLimits)
+	}
+	if b.TLS == nil || !reflect.DeepEqual(b.TLS.ALPN, []string{"http/1.1"}) || b.TLS.ReloadInterval != 0 || b.HTTP3.Enabled || b.UserLimits != (ForwardUserLimits{}) {
+		t.Errorf("second forward proxy: tls %+v, http3 %+v, user_limits %+v", b.TLS, b.HTTP3, b.UserLimits)
+	}
+}
+
+func TestForwardProxyTLSErrors(t *testing.T) {
+	dir := tlsDir(t)
+	for _, tc := range []struct{ name, src, want string }{
+		{"http3 without tls", "forward_proxies:\n  - address: \"127.0.0.1:1\"\n    http3: {enabled: true}\n",
+			`f.yaml:3:22: http3 needs tls: QUIC is always encrypted; add a tls section to forward proxy "forward-1"`},
+		{"http3 with upstream_proxy", "forward_proxies:\n  - address: \"127.0.0.1:1\"\n    tls: {certificates: [{cert: a.pem, key: a-key.pem}]}\n    http3: {enabled: true}\n    upstream_proxy: \"http://p.example:3128\"\n",
+			`f.yaml:4:22: http3 cannot be used with upstream_proxy: MASQUE relays UDP, which cannot go through the next proxy`},
+		{"tls without certificates", "forward_proxies:\n  - address: \"127.0.0.1:1\"\n    tls: {min_version: \"1.3\"}\n",
+			`f.yaml:3:5: tls needs certificates, like certificates: [{cert: cert.pem, key: key.pem}]`},
+		{"tls client_auth", "forward_proxies:\n  - address: \"127.0.0.1:1\"\n    tls: {certificates: [{cert: a.pem, key: a-key.pem}], client_auth: require}\n",
+			`f.yaml:3:58: unknown key "client_auth" in forward proxy tls (valid keys: alpn, certificates, default_certificate, min_version, reload_interval)`},
+		{"tls acme", "forward_proxies:\n  - address: \"127.0.0.1:1\"\n    tls: {acme: {}}\n",
+			`f.yaml:3:5: tls needs certificates, like certificates: [{cert: cert.pem, key: key.pem}]` + "\n" +
+				`f.yaml:3:11: unknown key "acme" in forward proxy tls (valid keys: alpn, certificates, default_certificate, min_version, reload_interval)`},
+		{"tls missing key file", "forward_proxies:\n  - address: \"127.0.0.1:1\"\n    tls: {certificates: [{cert: a.pem, key: nope.pem}]}\n",
+			`f.yaml:3:45: cannot read tls key file "nope.pem" (DIR/nope.pem): no such file or directory`},
+		{"user_limits negative", "forward_proxies:\n  - address: \"127.0.0.1:1\"\n    user_limits: {max_conns: -1}\n",
+			`f.yaml:3:30: user_limits.max_conns must be from 0 to 2147483647, got -1`},
+		{"user_limits bad size", "forward_proxies:\n  - address: \"127.0.0.1:1\"\n    user_limits: {bytes_per_second: 10mbit}\n",
+			`f.yaml:3:37: invalid size "10mbit" for user_limits.bytes_per_second: unknown unit "mbit"; use B, KiB, MiB, GiB (powers of 1024) or KB, MB, GB (powers of 1000)`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := parseIn(t, dir, tc.src)
+			var list ErrorList
+			if !errors.As(err, &list) {
+				t.Fatalf("Parse: %v, want:\n%s", err, tc.want)
+			}
+			var got []string
+			for _, e := range list {
+				got = append(got, strings.TrimPrefix(e.Error(), dir+string(filepath.Separator)))
+			}
+			if want := strings.ReplaceAll(tc.want, "DIR", dir); strings.Join(got, "\n") != want {
+				t.Errorf("source:\n%s\ngot:\n%s\nwant:\n%s", tc.src, strings.Join(got, "\n"), want)
+			}
+		})
+	}
+}

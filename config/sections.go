@@ -166,7 +166,7 @@ func (d *decoder) listeners(e entry) ([]Listener, []bound) {
 					l.Address, addrAt = s, e.v
 				}
 			},
-			"tls":   func(e entry) { l.TLS = d.listenerTLS(e, &protos) },
+			"tls":   func(e entry) { l.TLS = d.listenerTLS(e, &protos, false) },
 			"http2": func(e entry) { d.http2(e, &l.HTTP2, &protos) },
 			"http3": func(e entry) { d.http3(e, &l.HTTP3, &protos) },
 		})

@@ -56,12 +56,19 @@ func defaultHTTP2() HTTP2 {
 	}
 }
 
-// listenerTLS decodes a listener's tls section.
-func (d *decoder) listenerTLS(e entry, p *listenerProtocols) *ListenerTLS {
+// forwardTLSExcluded are the keys of a listener's tls section that a
+// forward proxy's does not take: its port also serves cleartext HTTP and
+// SOCKS5, so client certificates would restrict nothing, and it neither
+// fingerprints clients nor obtains certificates over ACME.
+var forwardTLSExcluded = []string{"client_auth", "client_ca", "fingerprint", "acme"}
+
+// listenerTLS decodes a listener's tls section, or with forward set, a
+// forward proxy's, which takes fewer keys.
+func (d *decoder) listenerTLS(e entry, p *listenerProtocols, forward bool) *ListenerTLS {
 	t := &ListenerTLS{ClientAuth: clientAuthModes[0], MinVersion: tlsVersions[0], ReloadInterval: DefaultCertReloadInterval}
 	p.tls = e
 	var certsAt, defaultAt, authAt, caAt *yaml.Node
-	f := d.mapping(e.v, "tls", "in tls", fields{
+	keys := fields{
 		"certificates": func(e entry) {
 			certsAt = e.k
 			items, _ := d.list(e.v, "tls.certificates")
@@ -99,7 +106,15 @@ func (d *decoder) listenerTLS(e entry, p *listenerProtocols) *ListenerTLS {
 		},
 		"fingerprint": func(e entry) { d.boolean(e.v, "tls.fingerprint", &t.Fingerprint) },
 		"acme":        func(e entry) { t.ACME = d.acme(e) },
-	})
+	}
+	what := "in tls"
+	if forward {
+		for _, k := range forwardTLSExcluded {
+			delete(keys, k)
+		}
+		what = "in forward proxy tls"
+	}
+	f := d.mapping(e.v, "tls", what, keys)
 	if e.v.Kind != yaml.MappingNode && !isNull(e.v) {
 		return t
 	}
@@ -108,6 +123,8 @@ func (d *decoder) listenerTLS(e entry, p *listenerProtocols) *ListenerTLS {
 	switch {
 	case hasCerts && hasACME:
 		d.errorf(acme.k, "tls.acme and tls.certificates exclude each other: serve certificates from files, or obtain them over ACME")
+	case !hasCerts && forward:
+		d.errorf(e.k, "tls needs certificates, like certificates: [{cert: cert.pem, key: key.pem}]")
 	case !hasCerts && !hasACME:
 		d.errorf(e.k, "tls needs certificates, like certificates: [{cert: cert.pem, key: key.pem}], or acme")
 	case hasACME:
