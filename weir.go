@@ -1,6 +1,7 @@
 // Package weir runs a Weir proxy: it compiles a configuration into an
 // immutable runtime graph (routes, upstream groups, filters), owns the
-// listeners, and handles the lifecycle: start, reload, drain, stop.
+// listeners and the forward proxies (package forward), and handles the
+// lifecycle: start, reload, drain, stop.
 //
 // Protocol details live below it, in packages proxy, http1 and upstream;
 // library users who want their own filters build a proxy.Handler directly
@@ -47,7 +48,8 @@ type Options struct {
 	// Logger receives Weir's own log (nil: slog.Default()).
 	Logger *slog.Logger
 	// AccessLog, when set, receives access lines instead of the
-	// destination the configuration names.
+	// destinations the configuration names: the reverse proxy's and the
+	// forward proxies'.
 	AccessLog io.Writer
 	// Filters run for every request, before the built-in access log.
 	// Each must implement at least one hook of package proxy.
@@ -64,6 +66,8 @@ type Server struct {
 	cfg       *config.Config
 	graph     *graph
 	listeners []*listener
+	forward   []*forwardProxy
+	listened  bool // Listen succeeded
 	serveErr  chan error
 }
 
@@ -158,18 +162,8 @@ func (s *Server) compile(cfg *config.Config) (*graph, error) {
 	if err != nil {
 		return fail(err)
 	}
-	l := cfg.Limits
 	h := &proxy.Handler{
-		Limits: proxy.Limits{
-			Parser:             http1.Limits{MaxRequestLine: l.MaxRequestLine, MaxHeaderBytes: l.MaxHeaderBytes, MaxHeaderFields: l.MaxHeaderFields},
-			Chunk:              http1.ChunkLimits{MaxChunkLine: l.MaxChunkLine, MaxTrailerBytes: l.MaxTrailerBytes},
-			HeaderReadTimeout:  l.HeaderReadTimeout,
-			IdleTimeout:        l.IdleTimeout,
-			BodyReadTimeout:    l.BodyReadTimeout,
-			WriteTimeout:       l.WriteTimeout,
-			MaxRequestsPerConn: l.MaxRequestsPerConn,
-			MaxBodyBytes:       l.MaxBodyBytes,
-		},
+		Limits: handlerLimits(cfg.Limits),
 		Router: proxy.RouterFunc(func(ss *proxy.Session) *proxy.Route {
 			r, _ := table.Match(&ss.Req)
 			return r
@@ -192,6 +186,20 @@ func (s *Server) compile(cfg *config.Config) (*graph, error) {
 	h.Prepare()
 	g.handler = h
 	return g, nil
+}
+
+// handlerLimits maps the limits section onto the engine's limits.
+func handlerLimits(l config.Limits) proxy.Limits {
+	return proxy.Limits{
+		Parser:             http1.Limits{MaxRequestLine: l.MaxRequestLine, MaxHeaderBytes: l.MaxHeaderBytes, MaxHeaderFields: l.MaxHeaderFields},
+		Chunk:              http1.ChunkLimits{MaxChunkLine: l.MaxChunkLine, MaxTrailerBytes: l.MaxTrailerBytes},
+		HeaderReadTimeout:  l.HeaderReadTimeout,
+		IdleTimeout:        l.IdleTimeout,
+		BodyReadTimeout:    l.BodyReadTimeout,
+		WriteTimeout:       l.WriteTimeout,
+		MaxRequestsPerConn: l.MaxRequestsPerConn,
+		MaxBodyBytes:       l.MaxBodyBytes,
+	}
 }
 
 func (s *Server) compileGroup(ctx context.Context, u *config.Upstream) (*upstream.Group, error) {
@@ -339,11 +347,25 @@ func (g *graph) close() {
 
 // Listen opens every configured listener: its TCP socket, its TLS
 // certificates (obtaining them first when they come over ACME) and, with
-// HTTP/3, its UDP socket on the same port. Call it before Serve; it is
-// separate so that callers learn about a busy port before serving.
+// HTTP/3, its UDP socket on the same port; then every forward proxy: its
+// users file and its port. Call it before Serve; it is separate so that
+// callers learn about a busy port before serving.
 func (s *Server) Listen() error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if s.listened {
+		return errors.New("weir: Listen called twice")
+	}
+	fail := func(err error) error {
+		for _, o := range s.listeners {
+			o.close()
+		}
+		for _, f := range s.forward {
+			f.close()
+		}
+		s.listeners, s.forward = nil, nil
+		return err
+	}
 	// No TCP keep-alive probes on client connections: idle_timeout closes
 	// idle ones, and the four setsockopt calls per accepted connection
 	// are a measurable share of a short connection's cost.
@@ -351,14 +373,18 @@ func (s *Server) Listen() error {
 	for i := range s.cfg.Listeners {
 		l, err := s.listen(&lc, &s.cfg.Listeners[i])
 		if err != nil {
-			for _, o := range s.listeners {
-				o.close()
-			}
-			s.listeners = nil
-			return fmt.Errorf("listener %q: %w", s.cfg.Listeners[i].Name, err)
+			return fail(fmt.Errorf("listener %q: %w", s.cfg.Listeners[i].Name, err))
 		}
 		s.listeners = append(s.listeners, l)
 	}
+	for i := range s.cfg.ForwardProxies {
+		f, err := s.openForward(&lc, &s.cfg.ForwardProxies[i])
+		if err != nil {
+			return fail(fmt.Errorf("forward proxy %q: %w", s.cfg.ForwardProxies[i].Name, err))
+		}
+		s.forward = append(s.forward, f)
+	}
+	s.listened = true
 	return nil
 }
 
@@ -384,7 +410,7 @@ func (s *Server) listen(lc *net.ListenConfig, c *config.Listener) (_ *listener, 
 		}
 	}()
 	if t := c.TLS; t != nil {
-		if l.opts.TLS, l.closer, err = s.serverTLS(c.Name, t); err != nil {
+		if l.opts.TLS, l.closer, err = s.serverTLS(s.log.With("listener", c.Name), t); err != nil {
 			return nil, err
 		}
 		if t.Fingerprint {
@@ -410,14 +436,14 @@ func (s *Server) listen(lc *net.ListenConfig, c *config.Listener) (_ *listener, 
 	return l, nil
 }
 
-// serverTLS starts TLS termination for a listener: certificates from
-// files, kept current by tlsconf, or obtained over ACME. The returned
-// function stops the reloads or renewals.
-func (s *Server) serverTLS(name string, t *config.ListenerTLS) (*tls.Config, func(), error) {
+// serverTLS starts TLS termination for a listener or forward proxy,
+// which log names: certificates from files, kept current by tlsconf, or
+// obtained over ACME. The returned function stops the reloads or
+// renewals.
+func (s *Server) serverTLS(log *slog.Logger, t *config.ListenerTLS) (*tls.Config, func(), error) {
 	if a := t.ACME; a != nil {
 		ctx, cancel := context.WithTimeout(context.Background(), acmeTimeout)
 		defer cancel()
-		log := s.log.With("listener", name)
 		m, err := tlsconf.NewACME(ctx, tlsconf.ACMEOptions{
 			Email: a.Email, CA: a.CA, Domains: a.Domains, StorageDir: a.Storage, CARoot: a.CARoot, Agree: a.Agree,
 			ALPN: t.ALPN, MinVersion: t.MinVersion,
@@ -449,7 +475,6 @@ func (s *Server) serverTLS(name string, t *config.ListenerTLS) (*tls.Config, fun
 	for _, c := range t.Certificates {
 		opts.Certs = append(opts.Certs, tlsconf.CertFiles{CertFile: c.Cert, KeyFile: c.Key, Names: c.Names})
 	}
-	log := s.log.With("listener", name)
 	opts.OnReload = func(err error) {
 		if err != nil {
 			log.Error("certificate files changed but cannot be used; still serving the previous ones", "err", err)
@@ -491,18 +516,19 @@ func (s *Server) PacketAddrs() []net.Addr {
 	return out
 }
 
-// Serve serves every listener until ctx is done, then drains for the
-// configured grace period. It returns nil after a clean drain.
+// Serve serves every listener and forward proxy until ctx is done, then
+// drains them all for the configured grace period. It returns nil after
+// a clean drain.
 func (s *Server) Serve(ctx context.Context) error {
 	s.mu.Lock()
-	if s.listeners == nil {
+	if !s.listened {
 		s.mu.Unlock()
 		if err := s.Listen(); err != nil {
 			return err
 		}
 		s.mu.Lock()
 	}
-	lns := s.listeners
+	lns, fps := s.listeners, s.forward
 	s.mu.Unlock()
 	for _, l := range lns {
 		attrs := []any{"listener", l.name, "address", l.ln.Addr().String(), "tls", l.opts.TLS != nil}
@@ -529,6 +555,7 @@ func (s *Server) Serve(ctx context.Context) error {
 			}()
 		}
 	}
+	s.serveForward(fps)
 	var err error
 	select {
 	case <-ctx.Done():
@@ -541,9 +568,15 @@ func (s *Server) Serve(ctx context.Context) error {
 	s.log.Info("draining", "grace", grace.String(), "connections", s.engine.ActiveConns())
 	sctx, cancel := context.WithTimeout(context.Background(), grace)
 	defer cancel()
+	forwardDone := make(chan struct{})
+	go func() {
+		defer close(forwardDone)
+		s.drainForward(sctx, fps)
+	}()
 	if serr := s.engine.Shutdown(sctx); serr != nil {
 		s.log.Warn("grace period over; closed remaining connections", "err", serr)
 	}
+	<-forwardDone
 	s.mu.Lock()
 	for _, l := range s.listeners {
 		l.close()
@@ -556,14 +589,18 @@ func (s *Server) Serve(ctx context.Context) error {
 
 // Reload compiles cfg and swaps it in atomically. Requests in flight
 // finish on the graph they started with. Listener changes (address, tls,
-// http2, http3) need a restart and are reported as an error; on any error
-// the old graph keeps serving. Certificate files need no reload: they are
-// read again when they change.
+// http2, http3) and forward proxy changes need a restart and are reported
+// as an error; on any error the old graph keeps serving. Certificate
+// files and users files need no reload: they are read again when they
+// change; a successful reload also reads the users files at once.
 func (s *Server) Reload(cfg *config.Config) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if !sameListeners(s.cfg, cfg) {
 		return errors.New("reload: listeners changed (address, tls, http2 or http3); restart Weir to change listeners")
+	}
+	if !sameForwardProxies(s.cfg, cfg) {
+		return errors.New("reload: forward_proxies changed; restart Weir to change forward proxies (their users files reload by themselves)")
 	}
 	g, err := s.compile(cfg)
 	if err != nil {
@@ -572,6 +609,9 @@ func (s *Server) Reload(cfg *config.Config) error {
 	old := s.graph
 	s.engine.SetHandler(g.handler)
 	s.cfg, s.graph = cfg, g
+	for _, f := range s.forward {
+		f.reloadUsers()
+	}
 	// Health checks and idle connections of the old graph stop now; a
 	// request still running on it returns its connection to a pool that
 	// nobody reads, where the idle timeout closes it.
