@@ -7,6 +7,7 @@ import (
 	"crypto/x509"
 	"net"
 	"net/http"
+	"net/netip"
 	"strings"
 	"testing"
 	"time"
@@ -196,4 +197,50 @@ func TestHTTP3BesideTCP(t *testing.T) {
 	}
 	defer c.Close()
 	udpRoundTrip(t, c, []byte("same port number"))
+}
+
+// TestMASQUESourceAddress: a flow leaves from the source address picked
+// for its user.
+func TestMASQUESourceAddress(t *testing.T) {
+	pc, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan struct{})
+	go func() { // answers every datagram with the address it came from
+		defer close(done)
+		buf := make([]byte, 2048)
+		for {
+			_, from, err := pc.ReadFromUDPAddrPort(buf)
+			if err != nil {
+				return
+			}
+			_, _ = pc.WriteToUDPAddrPort([]byte(from.Addr().String()), from)
+		}
+	}()
+	t.Cleanup(func() { pc.Close(); <-done })
+	_, h3addr, roots := startMASQUE(t, Options{
+		Policy:  egress.PolicyConfig{AllowPrivate: true},
+		Sources: egress.SourceConfig{Addrs: []netip.Addr{netip.MustParseAddr("127.0.0.2")}},
+	})
+	cc := h3Conn(t, h3addr, roots)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	c, _, err := masque.Dial(ctx, cc, h3addr, pc.LocalAddr().String(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	var got []byte
+	for i := 0; i < 50 && got == nil; i++ {
+		if err := c.Send([]byte("who")); err != nil {
+			t.Fatal(err)
+		}
+		rctx, rcancel := context.WithTimeout(ctx, 200*time.Millisecond)
+		got, _ = c.Receive(rctx)
+		rcancel()
+	}
+	if string(got) != "127.0.0.2" {
+		t.Errorf("the target saw the flow from %q, want 127.0.0.2", got)
+	}
 }
