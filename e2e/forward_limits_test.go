@@ -106,3 +106,31 @@ func TestForwardProxyUserLimits(t *testing.T) {
 		t.Errorf("no refusal in the access log:\n%s", clip([]byte(l)))
 	}
 }
+
+// TestForwardProxyNewFlagErrors: mistakes in the new flags are usage
+// errors (exit 2) that name the flag.
+func TestForwardProxyNewFlagErrors(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"--user-rate", "lots"}, "--user-rate"},
+		{[]string{"--user-rate", "-1MiB"}, "--user-rate"},
+		{[]string{"--user-max-conns", "-1"}, "--user-max-conns"},
+		{[]string{"--http3"}, "--http3 needs --tls-cert"},
+		{[]string{"--tls-cert", "x.pem"}, "--tls-key"},
+		{[]string{"--doh", "https://127.0.0.1/dns-query", "--dns-server", "127.0.0.1"}, "--doh"},
+	} {
+		_, errs, code := runWeir(t, append([]string{"forward-proxy", "--listen", "127.0.0.1:0"}, tc.args...)...)
+		if code != 2 || !strings.Contains(errs, tc.want) {
+			t.Errorf("weir forward-proxy %v: exit %d, %q; want 2 naming %s", tc.args, code, errs, tc.want)
+		}
+	}
+	out, _, code := runWeir(t, "forward-proxy", "--help")
+	for _, flag := range []string{"-tls-cert", "-http3", "-user-max-conns", "-user-rate", "-dns-server", "-doh"} {
+		if code != 0 || !strings.Contains(out, flag) {
+			t.Errorf("--help does not describe %s", flag)
+		}
+	}
+}
