@@ -54,7 +54,7 @@ func median(v []float64) float64 {
 }
 
 type cell struct {
-	vals, perCPU, p99, ops, errs, busy []float64
+	vals, perCPU, p99, errs, busy []float64
 }
 
 func (c *cell) med() float64    { return median(c.vals) }
