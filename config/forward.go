@@ -224,7 +224,7 @@ const (
 	DefaultForwardTunnelIdleTimeout = 10 * time.Minute
 	DefaultForwardUDPIdleTimeout    = 2 * time.Minute
 	DefaultForwardMaxDestinations   = 1024
-	DefaultForwardMaxIdle           = 16
+	DefaultForwardMaxIdle           = 128
 	DefaultForwardDestinationIdle   = 90 * time.Second
 	DefaultStickyTTL                = 10 * time.Minute
 	DefaultMaxStickySessions        = 100000

@@ -70,7 +70,7 @@ func TestForwardProxyDefaults(t *testing.T) {
 			TunnelIdle: 10 * time.Minute,
 			UDPIdle:    2 * time.Minute,
 		},
-		Keepalive: ForwardKeepalive{MaxDestinations: 1024, MaxIdle: 16, IdleTimeout: 90 * time.Second},
+		Keepalive: ForwardKeepalive{MaxDestinations: 1024, MaxIdle: 128, IdleTimeout: 90 * time.Second},
 		AccessLog: "stderr", // log.access
 	}}
 	if !reflect.DeepEqual(cfg.ForwardProxies, want) {

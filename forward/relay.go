@@ -114,6 +114,13 @@ func (t *tunnel) active(now time.Time) (time.Time, bool) {
 // idle, or either side fails. With lim, each read waits for its bytes
 // from the bucket before they are written on.
 func (t *tunnel) copy(dst, src net.Conn, lim *rate.Limiter) (int64, error) {
+	if lim == nil {
+		if d, ok := dst.(*net.TCPConn); ok {
+			if s, ok := src.(*net.TCPConn); ok {
+				return t.splice(d, s)
+			}
+		}
+	}
 	bp := relayBufs.Get().(*[]byte)
 	defer relayBufs.Put(bp)
 	buf := *bp
@@ -189,6 +196,48 @@ func (t *tunnel) copy(dst, src net.Conn, lim *rate.Limiter) (int64, error) {
 }
 
 var errTunnelIdle = errors.New("tunnel idle timeout")
+
+// spliceStep is how many bytes one kernel copy moves at most before the
+// tunnel's activity and deadlines are updated.
+const spliceStep = 256 << 10
+
+// splice moves bytes between two TCP connections in the kernel
+// (splice(2) through a pipe, no copy through user space), in steps so
+// that the idle limit sees the traffic. Used when no rate limit applies.
+func (t *tunnel) splice(dst, src *net.TCPConn) (int64, error) {
+	var n int64
+	lr := &io.LimitedReader{R: src}
+	for {
+		now := time.Now()
+		if t.idle > 0 {
+			last, _ := t.active(now)
+			_ = src.SetReadDeadline(last.Add(t.idle))
+			_ = dst.SetWriteDeadline(now.Add(t.idle))
+		}
+		lr.N = spliceStep
+		m, err := dst.ReadFrom(lr)
+		n += m
+		if m > 0 {
+			t.touch(time.Now())
+		}
+		if err == nil {
+			if m < spliceStep {
+				return n, nil // src ended
+			}
+			continue
+		}
+		if t.aborted.Load() {
+			return n, errAborted
+		}
+		if isTimeout(err) {
+			if _, ok := t.active(time.Now()); ok {
+				continue
+			}
+			return n, errTunnelIdle
+		}
+		return n, err
+	}
+}
 
 func isTimeout(err error) bool {
 	var ne net.Error

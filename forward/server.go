@@ -44,8 +44,10 @@ const (
 	DefaultMaxDestinations = 1024
 
 	// DefaultMaxIdlePerDestination is how many idle keep-alive
-	// connections are kept to one destination.
-	DefaultMaxIdlePerDestination = 16
+	// connections are kept to one destination. Busy clients of one
+	// destination need about as many as are in flight at once; fewer
+	// means a new connection for the surplus on every burst.
+	DefaultMaxIdlePerDestination = 128
 
 	// DefaultDestinationIdle closes the pool of a destination no request
 	// used for this long.

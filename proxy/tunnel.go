@@ -67,6 +67,10 @@ func (t *Tunnel) Accept(header *message.Header) (net.Conn, error) {
 			return nil, err
 		}
 		_ = c.nc.SetDeadline(time.Time{})
+		if len(t.buffered) == 0 {
+			// The connection itself, so that relays can splice.
+			return c.nc, nil
+		}
 		return &prefixConn{Conn: c.nc, pre: t.buffered}, nil
 	}
 	hd := t.w.Header()
