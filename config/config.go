@@ -51,6 +51,10 @@ type Config struct {
 	// Log configures Weir's own log and the access log (key log).
 	Log Log
 
+	// Metrics serves Prometheus metrics on a port of their own (key
+	// metrics); nil when the key is absent, which turns them off.
+	Metrics *Metrics
+
 	// ShutdownGrace is how long a draining Weir waits for in-flight
 	// requests after SIGTERM before it closes what remains (key
 	// shutdown_grace; default limits.ShutdownGrace; 0 closes at once).

@@ -50,6 +50,7 @@ var sections = []struct {
 	{"## `limits`", listener + "limits: {zzzz_probe: 1}\n"},
 	{"## `proxy`", listener + "proxy: {zzzz_probe: 1}\n"},
 	{"## `log`", listener + "log: {zzzz_probe: 1}\n"},
+	{"## `metrics`", listener + "metrics: {address: \"127.0.0.1:9090\", zzzz_probe: 1}\n"},
 	{"## `forward_proxies`", forwardProxy + ", zzzz_probe: 1}\n"},
 	{"### `policy`", forwardProxy + ", policy: {zzzz_probe: 1}}\n"},
 	{"### `sources`", forwardProxy + ", sources: {addresses: [127.0.0.2], zzzz_probe: 1}}\n"},

@@ -62,7 +62,7 @@ routes: [
 	{"unknown/top-level key", listener + "listners: []\n",
 		[]string{`f.yaml:3:1: unknown top-level key "listners"; did you mean "listeners"?`}},
 	{"unknown/top-level key without suggestion", listener + "frobnicate: 1\n",
-		[]string{`f.yaml:3:1: unknown top-level key "frobnicate" (valid keys: forward_proxies, limits, listeners, log, proxy, routes, shutdown_grace, upstreams)`}},
+		[]string{`f.yaml:3:1: unknown top-level key "frobnicate" (valid keys: forward_proxies, limits, listeners, log, metrics, proxy, routes, shutdown_grace, upstreams)`}},
 	{"unknown/upstream key", listener + backend + "    balancr: p2c\n",
 		[]string{`f.yaml:6:5: unknown key "balancr" in upstream "app"; did you mean "balancer"?`}},
 	{"unknown/nested key", listener + backend + "    timeouts: {conect: 1s}\n",

@@ -59,6 +59,7 @@ func (d *decoder) config(root *yaml.Node) *Config {
 	var routeRefs []routeRef // nodes of each route, for checking later
 	var listenerBounds []bound
 	var forwardAt []*yaml.Node // the address node of each forward proxy
+	var metricsAt *yaml.Node   // the address node of metrics
 	top := d.mapping(root, "the configuration", "", fields{
 		// Top-level keys starting with "x-" are ignored, so that they can
 		// hold anchors for the rest of the file to refer to.
@@ -72,6 +73,7 @@ func (d *decoder) config(root *yaml.Node) *Config {
 		"limits":    func(e entry) { d.limits(e, &cfg.Limits) },
 		"proxy":     func(e entry) { d.proxy(e, &cfg.Proxy) },
 		"log":       func(e entry) { d.log(e, &cfg.Log) },
+		"metrics":   func(e entry) { cfg.Metrics, metricsAt = d.metrics(e) },
 		"shutdown_grace": func(e entry) {
 			d.duration(e.v, "shutdown_grace", true, &cfg.ShutdownGrace)
 		},
@@ -88,6 +90,7 @@ func (d *decoder) config(root *yaml.Node) *Config {
 		d.errorf(e.k, "listeners is empty: at least one listener or forward proxy is required")
 	}
 	d.checkForwardAddresses(cfg.ForwardProxies, listenerBounds, forwardAt)
+	d.checkMetricsAddress(cfg, listenerBounds, forwardAt, metricsAt)
 	for i := range cfg.ForwardProxies {
 		if fp := &cfg.ForwardProxies[i]; fp.AccessLog == "" {
 			fp.AccessLog = cfg.Log.Access
