@@ -3,12 +3,14 @@ package upstream
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"math/rand/v2"
 	"net"
+	"net/http"
 	"strings"
 	"sync"
 	"time"
@@ -43,6 +45,14 @@ type HealthConfig struct {
 	// ExpectStatus lists the statuses that pass an HTTP check; nil (or
 	// empty) means any 2xx or 3xx.
 	ExpectStatus []int
+	// TLS, when set, makes every probe complete a TLS handshake (a TCP
+	// check passes only once it does) and HTTP checks go over it. An
+	// empty ServerName is filled with the peer's host.
+	TLS *tls.Config
+	// H2, when set, sends HTTP checks as HTTP/2 requests through this
+	// transport (the group's own), so that peers that speak only HTTP/2
+	// can be checked.
+	H2 *H2Transport
 }
 
 // withDefaults returns hc with zero fields filled in.
@@ -212,12 +222,27 @@ func (c *checker) probe(ctx context.Context) error {
 	deadline := time.Now().Add(c.hc.Timeout)
 	dctx, cancel := context.WithDeadline(ctx, deadline)
 	defer cancel()
+	if c.hc.H2 != nil && c.hc.Type == HealthHTTP {
+		return c.probeH2(dctx)
+	}
 	var d net.Dialer
 	conn, err := d.DialContext(dctx, "tcp", c.peer.Addr)
 	if err != nil {
 		return err
 	}
 	defer conn.Close()
+	if c.hc.TLS != nil {
+		cfg := c.hc.TLS
+		if cfg.ServerName == "" {
+			cfg = cfg.Clone()
+			cfg.ServerName, _, _ = net.SplitHostPort(c.peer.Addr)
+		}
+		tc := tls.Client(conn, cfg)
+		if err := tc.HandshakeContext(dctx); err != nil {
+			return fmt.Errorf("tls handshake: %w", err)
+		}
+		conn = tc
+	}
 	if c.hc.Type != HealthHTTP {
 		return nil
 	}
@@ -236,6 +261,28 @@ func (c *checker) probe(ctx context.Context) error {
 	}
 	if !c.statusOK(status) {
 		return fmt.Errorf("status %d", status)
+	}
+	return nil
+}
+
+// probeH2 sends the check as an HTTP/2 request.
+func (c *checker) probeH2(ctx context.Context) error {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, c.hc.H2.Scheme()+"://"+c.peer.Addr+c.hc.Path, nil)
+	if err != nil {
+		return err
+	}
+	req.Host = c.hc.Host
+	if req.Host == "" {
+		req.Host = c.peer.Addr
+	}
+	req.Header.Set("User-Agent", "weir-health")
+	resp, err := c.hc.H2.RoundTrip(req)
+	if err != nil {
+		return err
+	}
+	resp.Body.Close()
+	if !c.statusOK(resp.StatusCode) {
+		return fmt.Errorf("status %d", resp.StatusCode)
 	}
 	return nil
 }
