@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net"
 	"net/url"
+	"regexp"
 	"strconv"
 	"strings"
 
@@ -36,6 +37,9 @@ type QuickReverseProxy struct {
 	// UpstreamInsecure turns off certificate verification toward https://
 	// and h2:// upstreams. For tests only.
 	UpstreamInsecure bool
+	// Metrics serves Prometheus metrics at /metrics on this "host:port"
+	// (empty: no metrics).
+	Metrics string
 }
 
 // Config builds and validates the configuration.
@@ -135,6 +139,12 @@ func (q QuickReverseProxy) Config() (*config.Config, error) {
 			fmt.Fprintf(&b, "  format: %s\n", strconv.Quote(q.LogFormat))
 		}
 	}
+	if m := q.Metrics; m != "" {
+		if !strings.Contains(m, ":") {
+			m = ":" + m
+		}
+		fmt.Fprintf(&b, "metrics:\n  address: %s\n", strconv.Quote(m))
+	}
 	cfg, err := config.Parse("reverse-proxy flags", []byte(b.String()))
 	if err != nil {
 		return nil, quickError(err)
@@ -142,13 +152,16 @@ func (q QuickReverseProxy) Config() (*config.Config, error) {
 	return cfg, nil
 }
 
+// linesRE matches the line numbers some messages point at.
+var linesRE = regexp.MustCompile(` \(line \d+\)`)
+
 // quickError drops the synthetic file positions, which mean nothing to
 // someone who typed flags.
 func quickError(err error) error {
 	if l, ok := err.(config.ErrorList); ok {
 		msgs := make([]string, len(l))
 		for i, e := range l {
-			msgs[i] = e.Msg
+			msgs[i] = linesRE.ReplaceAllString(e.Msg, "")
 		}
 		return fmt.Errorf("%s", strings.Join(msgs, "\n"))
 	}

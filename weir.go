@@ -69,6 +69,9 @@ type Server struct {
 	forward   []*forwardProxy
 	listened  bool // Listen succeeded
 	serveErr  chan error
+
+	// metrics is nil when the configuration has no metrics section.
+	metrics *metricsState
 }
 
 // listener is one configured listener once open: its TCP socket, the
@@ -112,6 +115,13 @@ func New(cfg *config.Config, opts Options) (*Server, error) {
 	if s.log == nil {
 		s.log = slog.Default()
 	}
+	if cfg.Metrics != nil {
+		m, err := newMetrics(cfg.Metrics)
+		if err != nil {
+			return nil, err
+		}
+		s.metrics = m
+	}
 	g, err := s.compile(cfg)
 	if err != nil {
 		return nil, err
@@ -153,6 +163,9 @@ func (s *Server) compile(cfg *config.Config) (*graph, error) {
 		}
 	}
 	filters := append([]any(nil), s.opts.Filters...)
+	if s.metrics != nil {
+		filters = append(filters, s.metrics.filter)
+	}
 	if al, err := s.accessLog(cfg, g); err != nil {
 		return fail(err)
 	} else if al != nil {
@@ -348,8 +361,8 @@ func (g *graph) close() {
 // Listen opens every configured listener: its TCP socket, its TLS
 // certificates (obtaining them first when they come over ACME) and, with
 // HTTP/3, its UDP socket on the same port; then every forward proxy: its
-// users file and its port. Call it before Serve; it is separate so that
-// callers learn about a busy port before serving.
+// users file and its port; then the metrics port. Call it before Serve;
+// it is separate so that callers learn about a busy port before serving.
 func (s *Server) Listen() error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -383,6 +396,11 @@ func (s *Server) Listen() error {
 			return fail(fmt.Errorf("forward proxy %q: %w", s.cfg.ForwardProxies[i].Name, err))
 		}
 		s.forward = append(s.forward, f)
+	}
+	if s.metrics != nil {
+		if err := s.metrics.listen(s.cfg.Metrics, s.forward, s.log); err != nil {
+			return fail(fmt.Errorf("metrics: %w", err))
+		}
 	}
 	s.listened = true
 	return nil
@@ -529,6 +547,10 @@ func (s *Server) Serve(ctx context.Context) error {
 		s.mu.Lock()
 	}
 	lns, fps := s.listeners, s.forward
+	var metricsPath string
+	if s.metrics != nil {
+		metricsPath = s.cfg.Metrics.Path
+	}
 	s.mu.Unlock()
 	for _, l := range lns {
 		attrs := []any{"listener", l.name, "address", l.ln.Addr().String(), "tls", l.opts.TLS != nil}
@@ -556,6 +578,14 @@ func (s *Server) Serve(ctx context.Context) error {
 		}
 	}
 	s.serveForward(fps)
+	if s.metrics != nil {
+		s.log.Info("serving metrics", "address", s.metrics.endpoint.Addr().String(), "path", metricsPath)
+		go func() {
+			if err := s.metrics.endpoint.Serve(); err != nil {
+				s.serveErr <- fmt.Errorf("metrics: %w", err)
+			}
+		}()
+	}
 	var err error
 	select {
 	case <-ctx.Done():
@@ -577,6 +607,9 @@ func (s *Server) Serve(ctx context.Context) error {
 		s.log.Warn("grace period over; closed remaining connections", "err", serr)
 	}
 	<-forwardDone
+	if s.metrics != nil {
+		s.metrics.shutdown()
+	}
 	s.mu.Lock()
 	for _, l := range s.listeners {
 		l.close()
@@ -589,10 +622,11 @@ func (s *Server) Serve(ctx context.Context) error {
 
 // Reload compiles cfg and swaps it in atomically. Requests in flight
 // finish on the graph they started with. Listener changes (address, tls,
-// http2, http3) and forward proxy changes need a restart and are reported
-// as an error; on any error the old graph keeps serving. Certificate
-// files and users files need no reload: they are read again when they
-// change; a successful reload also reads the users files at once.
+// http2, http3), forward proxy changes and metrics changes need a
+// restart and are reported as an error; on any error the old graph keeps
+// serving. Certificate files and users files need no reload: they are
+// read again when they change; a successful reload also reads the users
+// files at once. Metrics counters carry on across reloads.
 func (s *Server) Reload(cfg *config.Config) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -601,6 +635,9 @@ func (s *Server) Reload(cfg *config.Config) error {
 	}
 	if !sameForwardProxies(s.cfg, cfg) {
 		return errors.New("reload: forward_proxies changed; restart Weir to change forward proxies (their users files reload by themselves)")
+	}
+	if !reflect.DeepEqual(s.cfg.Metrics, cfg.Metrics) {
+		return errors.New("reload: metrics changed; restart Weir to change metrics")
 	}
 	g, err := s.compile(cfg)
 	if err != nil {
