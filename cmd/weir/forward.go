@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"net/netip"
 	"os"
 	"os/signal"
@@ -15,7 +16,9 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/weirproxy/weir"
 	"github.com/weirproxy/weir/egress"
+	"github.com/weirproxy/weir/filters/metrics"
 	"github.com/weirproxy/weir/forward"
 	"github.com/weirproxy/weir/limits"
 	"github.com/weirproxy/weir/proxyauth"
@@ -87,6 +90,10 @@ Examples:
   weir forward-proxy --dns-server 192.0.2.53 --dns-server 192.0.2.54
   weir forward-proxy --doh https://dns.example/dns-query
 
+  # per-user bytes and requests for Prometheus, at
+  # http://127.0.0.1:9090/metrics (proxy label "default")
+  weir forward-proxy --users users --listen :3128 --metrics 127.0.0.1:9090
+
 Users file: one "name:hash" per line, bcrypt ("htpasswd -nbB NAME PASS")
 or argon2id; see docs/forward-proxy.md.
 
@@ -120,6 +127,7 @@ func forwardProxyMain(args []string, stdout, stderr io.Writer) int {
 		tlsCert      string
 		tlsKey       string
 		userRate     string
+		metricsAddr  string
 	)
 	fs.StringVar(&o.Listen, "listen", forward.DefaultListen, "`ADDR` to listen on; anything but a loopback address needs --auth, --users or --allow-open")
 	fs.Func("auth", "a user, as `USER:PASS`; repeat for several (the password is hashed in memory)", func(v string) error {
@@ -159,6 +167,7 @@ func forwardProxyMain(args []string, stdout, stderr io.Writer) int {
 		return nil
 	})
 	fs.StringVar(&o.DNS.DoH, "doh", "", "resolve names with DNS over HTTPS at this `URL`, like https://dns.example/dns-query (not with --dns-server)")
+	fs.StringVar(&metricsAddr, "metrics", "", "serve Prometheus metrics at /metrics on this `ADDR`, like 127.0.0.1:9090 (default: no metrics; see docs/metrics.md)")
 	fs.StringVar(&accessLog, "access-log", "stdout", "where access lines go: stdout, stderr, off or a file `PATH`")
 	fs.StringVar(&logFormat, "log-format", "text", "log format: text or json")
 	fs.StringVar(&logLevel, "log-level", "info", "log level: debug, info, warn or error")
@@ -215,6 +224,14 @@ func forwardProxyMain(args []string, stdout, stderr io.Writer) int {
 	}
 	if o.DNS.DoH != "" && len(o.DNS.Servers) > 0 {
 		return usage("--doh and --dns-server cannot be used together")
+	}
+	if metricsAddr != "" {
+		if _, _, err := net.SplitHostPort(metricsAddr); err != nil {
+			return usage("--metrics: %q is not an address like 127.0.0.1:9090", metricsAddr)
+		}
+		if metricsAddr == o.Listen {
+			return usage("--metrics: %s is the proxy's own address (--listen); give the metrics a port of their own", metricsAddr)
+		}
 	}
 	if logFormat != "text" && logFormat != "json" {
 		return usage("--log-format: want text or json, not %q", logFormat)
@@ -320,11 +337,37 @@ func forwardProxyMain(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "weir forward-proxy: %v\n", err)
 		return 1
 	}
+	var endpoint *metrics.Endpoint
+	if metricsAddr != "" {
+		reg := metrics.NewRegistry(weir.Version)
+		c := metrics.NewForwardCollector(metrics.DefaultMaxForwardUsers)
+		c.Add(forwardMetricsName, srv)
+		reg.MustRegister(c)
+		if endpoint, err = metrics.Listen(metricsAddr, metrics.DefaultPath, reg, log); err != nil {
+			_ = srv.Close()
+			fmt.Fprintf(stderr, "weir forward-proxy: --metrics: %v\n", err)
+			return 1
+		}
+		defer endpoint.Close()
+	}
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve() }()
+	metricsFailed := make(chan error, 1)
+	if endpoint != nil {
+		log.Info("serving metrics", "address", endpoint.Addr().String(), "path", metrics.DefaultPath)
+		go func() {
+			if err := endpoint.Serve(); err != nil {
+				metricsFailed <- err
+			}
+		}()
+	}
 	select {
 	case err := <-served:
 		log.Error("stopped with an error", "err", err)
+		return 1
+	case err := <-metricsFailed:
+		log.Error("metrics stopped with an error", "err", err)
+		_ = srv.Close()
 		return 1
 	case <-ctx.Done():
 	}
@@ -338,9 +381,18 @@ func forwardProxyMain(args []string, stdout, stderr io.Writer) int {
 		log.Error("stopped with an error", "err", err)
 		return 1
 	}
+	if endpoint != nil {
+		mctx, mcancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer mcancel()
+		_ = endpoint.Shutdown(mctx)
+	}
 	log.Info("stopped")
 	return 0
 }
+
+// forwardMetricsName is the proxy label of the forward proxy that
+// `weir forward-proxy` runs.
+const forwardMetricsName = "default"
 
 func newForwardLogger(w io.Writer, format string, level slog.Level) *slog.Logger {
 	opts := &slog.HandlerOptions{Level: level}

@@ -25,8 +25,10 @@ Usage:
   weir check -c FILE          validate a configuration and exit
   weir reverse-proxy --from ADDR --to URL [--to URL ...] [--lb POLICY]
                     [--tls-cert FILE --tls-key FILE [--http3]] [--h2c]
+                    [--metrics ADDR]
                               run a reverse proxy without a file
   weir forward-proxy [--listen ADDR] [--auth USER:PASS] [--allow-private]
+                    [--metrics ADDR]
                               run a forward proxy (HTTP, CONNECT and SOCKS5
                               on one port)
   weir version                print the version
@@ -182,6 +184,9 @@ Examples:
   # an HTTPS origin signed by a private CA
   weir reverse-proxy --from :8080 --to https://10.0.0.5:8443 --upstream-ca ca.pem
 
+  # Prometheus metrics at http://127.0.0.1:9090/metrics
+  weir reverse-proxy --from :8080 --to http://127.0.0.1:9000 --metrics 127.0.0.1:9090
+
 Flags:
 `
 
@@ -204,6 +209,7 @@ func cmdReverseProxy(args []string, stderr io.Writer) int {
 	fs.BoolVar(&q.HTTP3, "http3", false, "also serve HTTP/3 over QUIC on the UDP port of the same number; needs --tls-cert and --tls-key")
 	fs.BoolVar(&q.H2C, "h2c", false, "also accept cleartext HTTP/2 with prior knowledge; only without TLS")
 	fs.StringVar(&q.UpstreamCA, "upstream-ca", "", "verify https:// and h2:// upstreams against the CA certificates in this PEM `FILE` instead of the system roots")
+	fs.StringVar(&q.Metrics, "metrics", "", "serve Prometheus metrics at /metrics on this `ADDR`, like 127.0.0.1:9090 (default: no metrics; see docs/metrics.md)")
 	fs.BoolVar(&q.UpstreamInsecure, "upstream-insecure", false, "do not verify the certificates of https:// and h2:// upstreams (for tests only: anyone on the path could pose as them)")
 	var lf logFlags
 	lf.register(fs)
