@@ -57,8 +57,18 @@ func (s *Server) newHTTP3(tlsConf *tls.Config) *http3.Server {
 		Resolve:     f.resolve,
 		LocalAddr:   func(r *http.Request) netip.Addr { return flowOf(r.Context()).src },
 		IdleTimeout: s.opts.UDPIdleTimeout,
+		Allow: func(r *http.Request, toTarget bool, n int) bool {
+			fl := flowOf(r.Context())
+			if lim := fl.user.limiter(toTarget); lim != nil {
+				return lim.AllowN(time.Now(), n)
+			}
+			return true
+		},
 		OnFlow: func(r *http.Request, target netip.AddrPort, up, down int64, err error) {
 			fl := flowOf(r.Context())
+			if errors.Is(err, masque.ErrIdle) {
+				err = nil // a quiet flow ending is the normal end of UDP
+			}
 			fl.target, fl.up, fl.down, fl.flowErr, fl.flowed = target, up, down, err, true
 		},
 	}
@@ -136,11 +146,11 @@ func (f *masqueFront) resolve(ctx context.Context, host string, port uint16) (ne
 	var refused *egress.Refused
 	switch {
 	case errors.As(err, &refused):
-		return ap, errors.New(refused.Reason)
+		return ap, &masque.Refusal{Status: http.StatusForbidden, ErrorType: "destination_ip_prohibited", Details: refused.Reason}
 	case isDNSError(err):
-		return ap, errors.New("the destination's name could not be resolved")
+		return ap, &masque.Refusal{Status: http.StatusBadGateway, ErrorType: "dns_error", Details: "the destination's name could not be resolved"}
 	}
-	return ap, errors.New("the destination could not be reached")
+	return ap, &masque.Refusal{Status: http.StatusBadGateway, ErrorType: "destination_unavailable", Details: "the destination could not be reached"}
 }
 
 func (f *masqueFront) log(r *http.Request, fl *masqueFlow, status int, start time.Time) {

@@ -244,3 +244,49 @@ func TestMASQUESourceAddress(t *testing.T) {
 		t.Errorf("the target saw the flow from %q, want 127.0.0.2", got)
 	}
 }
+
+// TestMASQUERateLimit: a user's bandwidth limit applies to MASQUE flows:
+// datagrams over the rate are dropped, as a congested path would drop
+// them, while small ones within it pass.
+func TestMASQUERateLimit(t *testing.T) {
+	echo := udpEcho(t)
+	_, h3addr, roots := startMASQUE(t, Options{
+		Auth:       usersFile(t, "alice:wonderland"),
+		Policy:     egress.PolicyConfig{AllowPrivate: true},
+		UserLimits: UserLimits{BytesPerSecond: 1},
+	})
+	cc := h3Conn(t, h3addr, roots)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	cred := http.Header{"Proxy-Authorization": {"Basic " + b64("alice:wonderland")}}
+	c, _, err := masque.Dial(ctx, cc, h3addr, echo.LocalAddr().String(), cred)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	// The bucket holds at least 64 KiB: the first 1000-byte datagrams
+	// fit, so the flow works at all.
+	udpRoundTrip(t, c, bytes.Repeat([]byte("a"), 1000))
+	// Then 100 datagrams of 1,200 bytes: far over 1 byte per second once
+	// the bucket is empty, so most are dropped (without the limit, about
+	// 96 of 100 come back on loopback).
+	got := 0
+	for range 100 {
+		if err := c.Send(bytes.Repeat([]byte("b"), 1200)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for {
+		rctx, rcancel := context.WithTimeout(ctx, 300*time.Millisecond)
+		_, err := c.Receive(rctx)
+		rcancel()
+		if err != nil {
+			break
+		}
+		got++
+	}
+	if got > 60 {
+		t.Fatalf("%d of 100 datagrams came back through a 1 B/s limit", got)
+	}
+	t.Logf("%d of 100 datagrams passed the limit", got)
+}

@@ -120,9 +120,15 @@ func ParseDatagram(b []byte) (ctxID uint64, data []byte, err error) {
 // Next when set).
 type Handler struct {
 	// Resolve checks the target against the egress policy and resolves
-	// it; an error refuses the request with 403 and the error's text in
-	// a Proxy-Status header (RFC 9209). Required.
+	// it. An error refuses the request: a *Refusal with its status and
+	// Proxy-Status (RFC 9209) error type, any other error with 403
+	// destination_ip_prohibited; the error's text goes in the
+	// Proxy-Status details. Required.
 	Resolve func(ctx context.Context, host string, port uint16) (netip.AddrPort, error)
+	// Allow, when set, is asked before each datagram is relayed (toward
+	// the target when toTarget, else back to the client); false drops it,
+	// as a congested path would. It is how a rate limit applies to UDP.
+	Allow func(r *http.Request, toTarget bool, n int) bool
 	// Authorize, when set, sees the request first; a non-zero status
 	// answers it (407 for missing proxy credentials, say).
 	Authorize func(w http.ResponseWriter, r *http.Request) (status int)
@@ -162,8 +168,13 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	target, err := h.Resolve(r.Context(), host, port)
 	if err != nil {
-		w.Header().Set("Proxy-Status", fmt.Sprintf("weir; error=destination_ip_prohibited; details=%q", err.Error()))
-		w.WriteHeader(http.StatusForbidden)
+		status, errType := http.StatusForbidden, "destination_ip_prohibited"
+		var rf *Refusal
+		if errors.As(err, &rf) {
+			status, errType = rf.Status, rf.ErrorType
+		}
+		w.Header().Set("Proxy-Status", fmt.Sprintf("weir; error=%s; details=%q", errType, err.Error()))
+		w.WriteHeader(status)
 		return
 	}
 	laddr := &net.UDPAddr{}
@@ -189,7 +200,11 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if err != nil {
 		return
 	}
-	up, down, err := relay(r.Context(), str, uc, h.idle())
+	var allow func(bool, int) bool
+	if h.Allow != nil {
+		allow = func(toTarget bool, n int) bool { return h.Allow(r, toTarget, n) }
+	}
+	up, down, err := relay(r.Context(), str, uc, h.idle(), allow)
 	if h.OnFlow != nil {
 		h.OnFlow(r, target, up, down, err)
 	}
@@ -212,7 +227,7 @@ type datagramStream interface {
 
 // relay moves payloads between the stream's datagrams and the UDP socket
 // until the stream ends, the context ends or the flow is idle.
-func relay(ctx context.Context, str datagramStream, uc *net.UDPConn, idle time.Duration) (up, down int64, err error) {
+func relay(ctx context.Context, str datagramStream, uc *net.UDPConn, idle time.Duration, allow func(toTarget bool, n int) bool) (up, down int64, err error) {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	var mu sync.Mutex
@@ -234,6 +249,9 @@ func relay(ctx context.Context, str datagramStream, uc *net.UDPConn, idle time.D
 				continue // unknown contexts are dropped (RFC 9298 4)
 			}
 			touch()
+			if allow != nil && !allow(true, len(data)) {
+				continue
+			}
 			if _, err := uc.Write(data); err == nil {
 				mu.Lock()
 				up += int64(len(data))
@@ -254,7 +272,7 @@ func relay(ctx context.Context, str datagramStream, uc *net.UDPConn, idle time.D
 					quiet := time.Since(last) > idle
 					mu.Unlock()
 					if quiet {
-						errc <- errIdle
+						errc <- ErrIdle
 						return
 					}
 					continue
@@ -263,6 +281,9 @@ func relay(ctx context.Context, str datagramStream, uc *net.UDPConn, idle time.D
 				return
 			}
 			touch()
+			if allow != nil && !allow(false, n) {
+				continue
+			}
 			buf[0] = 0 // context ID 0
 			if err := str.SendDatagram(buf[:1+n]); err == nil {
 				mu.Lock()
@@ -289,7 +310,18 @@ func relay(ctx context.Context, str datagramStream, uc *net.UDPConn, idle time.D
 	return up, down, err
 }
 
-var errIdle = errors.New("masque: flow idle")
+// ErrIdle ends a flow that relayed nothing either way for the idle
+// timeout; OnFlow gets it as the flow's error.
+var ErrIdle = errors.New("masque: flow idle")
+
+// Refusal is an error from Handler.Resolve that says how to answer.
+type Refusal struct {
+	Status    int    // e.g. 403, 502
+	ErrorType string // Proxy-Status error type (RFC 9209 2.3), e.g. "dns_error"
+	Details   string // safe to show the client
+}
+
+func (r *Refusal) Error() string { return r.Details }
 
 // Conn is a client's UDP flow through a CONNECT-UDP proxy.
 type Conn struct {
