@@ -87,7 +87,7 @@ func newFilter(t testing.TB) (*Filter, *prometheus.Registry) {
 	return f, reg
 }
 
-func TestFilterCounts(t *testing.T) {
+func TestMetricsFilterCounts(t *testing.T) {
 	f, reg := newFilter(t)
 	for range 3 {
 		f.Log(session("api", 200, 1, 1, 20*time.Millisecond))
@@ -150,7 +150,7 @@ func TestFilterCounts(t *testing.T) {
 	}
 }
 
-func TestFilterErrorPhases(t *testing.T) {
+func TestMetricsFilterErrorPhases(t *testing.T) {
 	f, reg := newFilter(t)
 	for _, err := range []error{
 		errors.New("upstream 10.0.0.7:8080: connect: connection refused"),
@@ -178,9 +178,9 @@ func TestFilterErrorPhases(t *testing.T) {
 	}
 }
 
-// TestFilterConcurrent logs from many goroutines, for the race detector
+// TestMetricsFilterConcurrent logs from many goroutines, for the race detector
 // and the lazily resolved children.
-func TestFilterConcurrent(t *testing.T) {
+func TestMetricsFilterConcurrent(t *testing.T) {
 	f, reg := newFilter(t)
 	var wg sync.WaitGroup
 	for g := range 8 {
@@ -205,7 +205,7 @@ func TestFilterConcurrent(t *testing.T) {
 	}
 }
 
-func TestNewTwiceOnOneRegistry(t *testing.T) {
+func TestMetricsNewTwiceOnOneRegistry(t *testing.T) {
 	reg := prometheus.NewRegistry()
 	if _, err := New(reg); err != nil {
 		t.Fatal(err)
@@ -220,7 +220,7 @@ type usageFunc func() map[string]forward.Usage
 
 func (f usageFunc) Usage() map[string]forward.Usage { return f() }
 
-func TestForwardCollector(t *testing.T) {
+func TestMetricsForwardCollector(t *testing.T) {
 	var mu sync.Mutex
 	usage := map[string]forward.Usage{
 		"alice": {Requests: 3, Tunnels: 2, Associations: 1, BytesIn: 100, BytesOut: 1000},
@@ -259,9 +259,9 @@ func TestForwardCollector(t *testing.T) {
 	check("weir_forward_user_bytes_total", map[string]string{"proxy": "egress", "user": "alice", "direction": "up"}, 150)
 }
 
-// TestForwardCollectorBound: past the bound, the users with the most
+// TestMetricsForwardCollectorBound: past the bound, the users with the most
 // bytes are exported, the totals still count everyone.
-func TestForwardCollectorBound(t *testing.T) {
+func TestMetricsForwardCollectorBound(t *testing.T) {
 	usage := map[string]forward.Usage{}
 	for i := range 50 {
 		usage[fmt.Sprintf("10.0.0.%d", i)] = forward.Usage{Requests: 1, BytesIn: int64(i), BytesOut: int64(i)}
@@ -304,7 +304,7 @@ func TestForwardCollectorBound(t *testing.T) {
 	}
 }
 
-func TestEndpoint(t *testing.T) {
+func TestMetricsEndpoint(t *testing.T) {
 	reg := NewRegistry("v9.9.9")
 	f, err := New(reg)
 	if err != nil {
@@ -375,7 +375,7 @@ func BenchmarkLogParallel(b *testing.B) {
 	})
 }
 
-func TestLogDoesNotAllocate(t *testing.T) {
+func TestMetricsLogDoesNotAllocate(t *testing.T) {
 	f, _ := newFilter(t)
 	s := session("api", 200, 2, 0, 3*time.Millisecond)
 	f.Log(s)
