@@ -178,8 +178,8 @@ func TestMetricsFilterErrorPhases(t *testing.T) {
 	}
 }
 
-// TestMetricsFilterConcurrent logs from many goroutines, for the race detector
-// and the lazily resolved children.
+// TestMetricsFilterConcurrent logs from many goroutines, for the race
+// detector and the lazily resolved children.
 func TestMetricsFilterConcurrent(t *testing.T) {
 	f, reg := newFilter(t)
 	var wg sync.WaitGroup
