@@ -274,6 +274,7 @@ func (s *Server) compileGroup(ctx context.Context, u *config.Upstream) (*upstrea
 		upstream.StartHealthChecks(ctx, peers, upstream.HealthConfig{
 			Type: hc.Type, Path: hc.Path, Host: hc.Host, Interval: hc.Interval, Timeout: hc.Timeout,
 			Rise: hc.Rise, Fall: hc.Fall, ExpectStatus: hc.ExpectStatus,
+			TLS: clientTLS, H2: g.H2, // nil, nil for http:// peers
 		}, s.log.With("upstream", u.Name))
 	}
 	return g, nil

@@ -95,9 +95,6 @@ func checkConfig(t *testing.T, cfg *Config) {
 		if !slices.Contains(peerSchemes, u.Scheme) || (u.TLS != nil && u.Scheme != "https" && u.Scheme != "h2") {
 			t.Errorf("upstream %q: scheme %q with TLS %+v", name, u.Scheme, u.TLS)
 		}
-		if hc := u.HealthCheck; hc != nil && u.Scheme != "http" && hc.Type != "tcp" {
-			t.Errorf("upstream %q: %s health check for %s:// peers", name, hc.Type, u.Scheme)
-		}
 		if (u.Balancer == "consistent_hash") != (u.HashOn != "") {
 			t.Errorf("upstream %q: balancer %q with hash_on %q", name, u.Balancer, u.HashOn)
 		}

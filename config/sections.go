@@ -522,18 +522,12 @@ func (d *decoder) checkUpstreamScheme(u *Upstream, f, keepalive, health map[stri
 			}
 		}
 	}
-	if hc := u.HealthCheck; hc != nil && u.Scheme != "http" {
-		if x, ok := health["type"]; ok {
-			if hc.Type == "http" {
-				d.errorf(x.v, "http health checks send cleartext HTTP/1.1, which %s:// peers do not answer; use type: tcp (the default for them)", u.Scheme)
-			}
-			return
-		}
-		hc.Type = "tcp"
-		for _, key := range []string{"path", "host", "expect_status"} {
-			if x, ok := health[key]; ok {
-				d.errorf(x.k, "health_check.%s is only used by http health checks; %s:// peers are checked with type tcp, which only opens a connection", key, u.Scheme)
-			}
+	if hc := u.HealthCheck; hc != nil && (u.Scheme == "h2c" || u.Scheme == "h2") {
+		if _, ok := health["type"]; !ok {
+			// HTTP/2 peers are often gRPC servers, which answer a plain
+			// GET with an error status: they get a connection check
+			// unless the configuration asks for an http one.
+			hc.Type = "tcp"
 		}
 	}
 }

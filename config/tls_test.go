@@ -248,8 +248,8 @@ upstreams:
 	if got := cfg.Upstreams["secure"].TLS; !reflect.DeepEqual(got, wantTLS) {
 		t.Errorf("TLS = %+v, want %+v", got, wantTLS)
 	}
-	if got := cfg.Upstreams["secure"].HealthCheck.Type; got != "tcp" {
-		t.Errorf("health check type of https peers = %q, want tcp", got)
+	if got := cfg.Upstreams["secure"].HealthCheck.Type; got != "http" {
+		t.Errorf("health check type of https peers = %q, want http (over TLS)", got)
 	}
 	if got := cfg.Upstreams["grpcs"].TLS; !got.InsecureSkipVerify || got.MinVersion != "1.2" {
 		t.Errorf("grpcs TLS = %+v", got)
@@ -379,10 +379,6 @@ var tlsErrorCases = []struct {
 		[]string{`f.yaml:6:15: cannot read tls.ca file "ca.pem" (DIR/ca.pem): no such file or directory`}},
 	{"upstream/bad server name", listener + "upstreams:\n  app:\n    peers: [\"https://a\"]\n    tls: {server_name: \"a b\"}\n",
 		[]string{`f.yaml:6:24: invalid tls.server_name "a b": host names may only contain letters, digits, '-', '_' and '.', not " "`}},
-	{"upstream/http health check on h2c", listener + "upstreams:\n  app:\n    peers: [\"h2c://a:80\"]\n    health_check: {type: http}\n",
-		[]string{`f.yaml:6:26: http health checks send cleartext HTTP/1.1, which h2c:// peers do not answer; use type: tcp (the default for them)`}},
-	{"upstream/health path on https", listener + "upstreams:\n  app:\n    peers: [\"https://a\"]\n    health_check: {path: /healthz}\n",
-		[]string{`f.yaml:6:20: health_check.path is only used by http health checks; https:// peers are checked with type tcp, which only opens a connection`}},
 	{"upstream/keepalive on h2", listener + "upstreams:\n  app:\n    peers: [\"h2://a\"]\n    keepalive: {max_idle: 4, idle_timeout: 5s}\n",
 		[]string{`f.yaml:6:17: keepalive.max_idle applies to HTTP/1.1 peers; HTTP/2 peers (h2://) multiplex requests over few connections, so only keepalive.idle_timeout applies`}},
 	{"route/grpc_web to HTTP/1.1", listener + backend + "routes:\n  - {name: web, upstream: app, grpc_web: true}\n",
@@ -412,5 +408,23 @@ func TestTLSErrors(t *testing.T) {
 				t.Errorf("source:\n%s\ngot:\n%s\nwant:\n%s", src, strings.Join(got, "\n"), strings.Join(want, "\n"))
 			}
 		})
+	}
+}
+
+// Health checks speak what the peers speak: http by default for
+// https:// peers (over TLS), tcp by default for HTTP/2 peers, and http
+// when asked for.
+func TestHealthCheckTypeByScheme(t *testing.T) {
+	cfg := mustParse(t, listener+`upstreams:
+  secure: {peers: ["https://a:443"], health_check: {}}
+  grpc: {peers: ["h2c://b:50051"], health_check: {}}
+  h2web: {peers: ["h2://c:443"], health_check: {type: http, path: /healthz}}
+routes:
+  - {upstream: secure}
+`)
+	for name, want := range map[string]string{"secure": "http", "grpc": "tcp", "h2web": "http"} {
+		if got := cfg.Upstreams[name].HealthCheck.Type; got != want {
+			t.Errorf("%s: health check type %q, want %q", name, got, want)
+		}
 	}
 }
