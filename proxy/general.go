@@ -84,7 +84,7 @@ func (b *bodyReader) Read(p []byte) (int, error) {
 	if err == io.EOF {
 		b.eof.Store(true)
 	} else if err != nil {
-		b.err = &clientError{err}
+		b.err = &ClientError{err}
 	}
 	return n, err
 }
@@ -150,9 +150,9 @@ func failDown(h *Handler, s *Session, ds downstream, err error) {
 		status, msg = se.Status, se.Msg
 	} else if isTimeout(err) || errors.Is(err, context.DeadlineExceeded) {
 		status = 504
-	} else if ue := (*upstreamError)(nil); errors.As(err, &ue) {
+	} else if ue := (*UpstreamError)(nil); errors.As(err, &ue) {
 		status = 502
-	} else if ce := (*clientError)(nil); errors.As(err, &ce) {
+	} else if ce := (*ClientError)(nil); errors.As(err, &ce) {
 		status = 400
 	} else {
 		h.ErrorLog.Warn("request failed", "client", s.Client, "err", err)
@@ -277,7 +277,7 @@ func proxyStream(h *Handler, s *Session, ds downstream) {
 				continue
 			}
 		case failed:
-			var ce *clientError
+			var ce *ClientError
 			if !errors.As(s.Err, &ce) && !errors.Is(s.Err, errTooLarge) {
 				peerFailedStream(h, s, g, p)
 			}
@@ -421,13 +421,13 @@ func roundTripH2(ctx context.Context, h *Handler, s *Session, ds downstream, g *
 	}
 	hresp, err := g.H2.RoundTrip(hreq)
 	if err != nil {
-		s.Err = &upstreamError{s.Peer.Addr, "exchange", err}
+		s.Err = &UpstreamError{s.Peer.Addr, "exchange", err}
 		if body.err != nil {
 			s.Err = body.err
 			return failed
 		}
 		if ctx.Err() != nil {
-			s.Err = &upstreamError{s.Peer.Addr, "exchange", context.DeadlineExceeded}
+			s.Err = &UpstreamError{s.Peer.Addr, "exchange", context.DeadlineExceeded}
 			return failed
 		}
 		return retryPeer
@@ -471,11 +471,11 @@ func streamFailure(s *Session, err error, clientFailed bool, ctx context.Context
 	case errors.As(err, &fe):
 		s.Err = fe.err
 	case clientFailed:
-		s.Err = &clientError{err}
+		s.Err = &ClientError{err}
 	case ctx.Err() != nil:
-		s.Err = &upstreamError{s.Peer.Addr, "read body", context.DeadlineExceeded}
+		s.Err = &UpstreamError{s.Peer.Addr, "read body", context.DeadlineExceeded}
 	default:
-		s.Err = &upstreamError{s.Peer.Addr, "read body", err}
+		s.Err = &UpstreamError{s.Peer.Addr, "read body", err}
 	}
 	return failed
 }
@@ -537,7 +537,7 @@ func roundTripH1(ctx context.Context, h *Handler, s *Session, ds downstream, g *
 	p := s.Peer
 	up, err := p.Pool().Get(ctx, true)
 	if err != nil {
-		s.Err = &upstreamError{p.Addr, "connect", err}
+		s.Err = &UpstreamError{p.Addr, "connect", err}
 		return retryPeer
 	}
 	s.Reused = up.Reused
@@ -560,7 +560,7 @@ func roundTripH1(ctx context.Context, h *Handler, s *Session, ds downstream, g *
 	_ = up.SetWriteDeadline(dl(idle))
 	if _, err := up.Write(buf); err != nil {
 		up.Close()
-		s.Err = &upstreamError{p.Addr, "write request", err}
+		s.Err = &UpstreamError{p.Addr, "write request", err}
 		if up.Reused {
 			return retryStale
 		}
@@ -572,7 +572,7 @@ func roundTripH1(ctx context.Context, h *Handler, s *Session, ds downstream, g *
 			if body.err != nil {
 				s.Err = body.err
 			} else {
-				s.Err = &upstreamError{p.Addr, "write body", err}
+				s.Err = &UpstreamError{p.Addr, "write body", err}
 			}
 			return failed
 		}
@@ -587,7 +587,7 @@ func roundTripH1(ctx context.Context, h *Handler, s *Session, ds downstream, g *
 			if resp.Status >= 100 && resp.Status < 200 {
 				if resp.Status == 101 {
 					up.Close()
-					s.Err = &upstreamError{p.Addr, "read response", errors.New("101 switching protocols is not supported here")}
+					s.Err = &UpstreamError{p.Addr, "read response", errors.New("101 switching protocols is not supported here")}
 					return failed
 				}
 				resp.Reset()
@@ -597,7 +597,7 @@ func roundTripH1(ctx context.Context, h *Handler, s *Session, ds downstream, g *
 		}
 		if err != http1.ErrIncomplete {
 			up.Close()
-			s.Err = &upstreamError{p.Addr, "read response", err}
+			s.Err = &UpstreamError{p.Addr, "read response", err}
 			return failed
 		}
 		rn, rerr := up.In.Fill(up)
@@ -609,7 +609,7 @@ func roundTripH1(ctx context.Context, h *Handler, s *Session, ds downstream, g *
 		if rerr == nil || rerr == io.EOF {
 			rerr = errEarlyClose
 		}
-		s.Err = &upstreamError{p.Addr, "read response", rerr}
+		s.Err = &UpstreamError{p.Addr, "read response", rerr}
 		if !got && !isTimeout(rerr) {
 			if up.Reused {
 				return retryStale

@@ -182,3 +182,20 @@ func (c *Chain) runLog(s *Session) {
 }
 
 func (c *Chain) hasBody() bool { return c != nil && len(c.body) > 0 }
+
+// ErrorPhase names where an error in Session.Err came from, for metrics
+// and logs: "connect", "write request", "write body", "read response",
+// "read body" or "exchange" for a peer's failure; "client" for the
+// client's side (a reset, a timeout while its body arrived); "" for
+// anything else (a filter's error, a bad request head, no route).
+func ErrorPhase(err error) string {
+	var ue *UpstreamError
+	if errors.As(err, &ue) {
+		return ue.Phase
+	}
+	var ce *ClientError
+	if errors.As(err, &ce) {
+		return "client"
+	}
+	return ""
+}

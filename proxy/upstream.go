@@ -25,19 +25,19 @@ const (
 	failed                    // the exchange failed and was answered or aborted
 )
 
-// upstreamError is an error tagged with the phase and peer, as it should
+// UpstreamError is an error tagged with the phase and peer, as it should
 // read in logs: "upstream 10.0.0.7:8080: connect: connection refused".
-type upstreamError struct {
-	peer  string
-	phase string
-	err   error
+type UpstreamError struct {
+	Peer  string // the peer's address
+	Phase string // connect, write request, write body, read response, read body, exchange
+	Err   error
 }
 
-func (e *upstreamError) Error() string {
-	return "upstream " + e.peer + ": " + e.phase + ": " + e.err.Error()
+func (e *UpstreamError) Error() string {
+	return "upstream " + e.Peer + ": " + e.Phase + ": " + e.Err.Error()
 }
 
-func (e *upstreamError) Unwrap() error { return e.err }
+func (e *UpstreamError) Unwrap() error { return e.Err }
 
 var (
 	errNoPeer     = &StatusError{Status: 503, Msg: ""}
@@ -110,7 +110,7 @@ func (c *conn) proxy(h *Handler, s *Session) {
 				c.fail(h, se)
 				return
 			}
-			s.Err = &upstreamError{p.Addr, "connect", err}
+			s.Err = &UpstreamError{p.Addr, "connect", err}
 			if !errors.Is(err, upstream.ErrPoolFull) {
 				c.peerFailed(h, g, p)
 			}
@@ -408,27 +408,27 @@ func (c *conn) exchange(h *Handler, s *Session, g *upstream.Group, up *upstream.
 	c.armUpWrite(up, idle)
 	if _, err := up.Write(c.up); err != nil {
 		up.Close()
-		s.Err = &upstreamError{s.Peer.Addr, "write request", err}
+		s.Err = &UpstreamError{s.Peer.Addr, "write request", err}
 		return c.retryable(h, up, replayable, true)
 	}
 	if hasBody && !inline {
 		if err := c.sendBody(h, s, up, idle); err != nil {
 			up.Close()
-			var ce *clientError
+			var ce *ClientError
 			if errors.As(err, &ce) {
-				s.Err = ce.err
+				s.Err = ce.Err
 				c.keepAlive = false
-				if isTimeout(ce.err) {
+				if isTimeout(ce.Err) {
 					c.writeError(h, 408, false)
-				} else if _, ok := ce.err.(*http1.Error); ok {
+				} else if _, ok := ce.Err.(*http1.Error); ok {
 					c.writeError(h, 400, false)
-				} else if se, ok := ce.err.(*StatusError); ok {
+				} else if se, ok := ce.Err.(*StatusError); ok {
 					// A chunked body over max_body_bytes: 413.
 					c.writeLocalStatus(h, se.Status, se.Msg)
 				}
 				return done
 			}
-			s.Err = &upstreamError{s.Peer.Addr, "write body", err}
+			s.Err = &UpstreamError{s.Peer.Addr, "write body", err}
 			c.upstreamFailed(h, s.Err)
 			return failed
 		}
@@ -451,7 +451,7 @@ func (c *conn) exchange(h *Handler, s *Session, g *upstream.Group, up *upstream.
 		}
 		if err != http1.ErrIncomplete {
 			up.Close()
-			s.Err = &upstreamError{s.Peer.Addr, "read response", err}
+			s.Err = &UpstreamError{s.Peer.Addr, "read response", err}
 			c.upstreamFailed(h, s.Err)
 			return failed
 		}
@@ -464,7 +464,7 @@ func (c *conn) exchange(h *Handler, s *Session, g *upstream.Group, up *upstream.
 		if rerr == nil || rerr == io.EOF {
 			rerr = errEarlyClose
 		}
-		s.Err = &upstreamError{s.Peer.Addr, "read response", rerr}
+		s.Err = &UpstreamError{s.Peer.Addr, "read response", rerr}
 		if !got && !isTimeout(rerr) {
 			return c.retryable(h, up, replayable, false)
 		}
@@ -499,10 +499,12 @@ func (c *conn) retryable(h *Handler, up *upstream.Conn, replayable, writeFailed 
 	return failed
 }
 
-// clientError marks an error on the client side of a body copy.
-type clientError struct{ err error }
+// ClientError marks an error on the client side of an exchange (a
+// reset, a timeout while its body arrived). It does not unwrap: a
+// client's timeout must not read as a peer's.
+type ClientError struct{ Err error }
 
-func (e *clientError) Error() string { return "client: " + e.err.Error() }
+func (e *ClientError) Error() string { return "client: " + e.Err.Error() }
 
 // sendBody streams the request body to the upstream: Content-Length
 // bodies as they are, chunked bodies decoded and encoded again so that
@@ -511,7 +513,7 @@ func (c *conn) sendBody(h *Handler, s *Session, up *upstream.Conn, idle time.Dur
 	req := &s.Req
 	if c.expect100 && c.in.Buffered() == 0 {
 		if err := c.write(h, []byte("HTTP/1.1 100 Continue\r\n\r\n")); err != nil {
-			return &clientError{err}
+			return &ClientError{err}
 		}
 	}
 	max := h.Limits.MaxBodyBytes
@@ -523,7 +525,7 @@ func (c *conn) sendBody(h *Handler, s *Session, up *upstream.Conn, idle time.Dur
 			}
 			if c.in.Buffered() == 0 {
 				if err := c.readClient(h); err != nil {
-					return &clientError{err}
+					return &ClientError{err}
 				}
 			}
 			p := c.in.Unread()
@@ -548,12 +550,12 @@ func (c *conn) sendBody(h *Handler, s *Session, up *upstream.Conn, idle time.Dur
 		data, n, err := c.reqDec.Decode(c.in.Unread())
 		c.in.Consume(n)
 		if err != nil && err != http1.ErrIncomplete {
-			return &clientError{err}
+			return &ClientError{err}
 		}
 		if len(data) > 0 {
 			s.BytesIn += int64(len(data))
 			if max > 0 && s.BytesIn > max {
-				return &clientError{errTooLarge}
+				return &ClientError{errTooLarge}
 			}
 			c.up = http1.AppendChunkHeader(c.up[:0], len(data))
 			if err := c.bodyWriteDeadline(up, idle); err != nil {
@@ -567,7 +569,7 @@ func (c *conn) sendBody(h *Handler, s *Session, up *upstream.Conn, idle time.Dur
 		}
 		if n == 0 && !c.reqDec.Done() {
 			if err := c.readClient(h); err != nil {
-				return &clientError{err}
+				return &ClientError{err}
 			}
 		}
 	}
@@ -620,10 +622,10 @@ func (c *conn) spliceRequestBody(h *Handler, s *Session, up *upstream.Conn, idle
 			if errors.Is(err, syscall.EPIPE) {
 				return err
 			}
-			return &clientError{err}
+			return &ClientError{err}
 		}
 		if n < step {
-			return &clientError{io.ErrUnexpectedEOF}
+			return &ClientError{io.ErrUnexpectedEOF}
 		}
 	}
 	c.bodyDone = true
@@ -632,7 +634,7 @@ func (c *conn) spliceRequestBody(h *Handler, s *Session, up *upstream.Conn, idle
 
 func (c *conn) bodyWriteDeadline(up *upstream.Conn, idle time.Duration) error {
 	if !c.reqDeadline.IsZero() && !time.Now().Before(c.reqDeadline) {
-		return &clientError{context.DeadlineExceeded}
+		return &ClientError{context.DeadlineExceeded}
 	}
 	c.armUpWrite(up, idle)
 	return nil
@@ -647,7 +649,7 @@ func (c *conn) relayResponse(h *Handler, s *Session, g *upstream.Group, up *upst
 	if resp.Status == 101 {
 		if !isUpgrade(req) {
 			up.Close()
-			s.Err = &upstreamError{s.Peer.Addr, "read response", errors.New("101 without an upgrade request")}
+			s.Err = &UpstreamError{s.Peer.Addr, "read response", errors.New("101 without an upgrade request")}
 			c.upstreamFailed(h, s.Err)
 			return failed
 		}
@@ -733,10 +735,10 @@ func (c *conn) relayResponse(h *Handler, s *Session, g *upstream.Group, up *upst
 		up.Close()
 		c.keepAlive = false
 		if clientFailed {
-			s.Err = &clientError{err}
+			s.Err = &ClientError{err}
 			return done
 		}
-		s.Err = &upstreamError{s.Peer.Addr, "read body", err}
+		s.Err = &UpstreamError{s.Peer.Addr, "read body", err}
 		return failed
 	}
 	if upReusable {

@@ -11,7 +11,6 @@ package metrics
 import (
 	"errors"
 	"maps"
-	"strings"
 	"sync"
 	"sync/atomic"
 
@@ -241,9 +240,7 @@ func protoIndex(major, minor int) int {
 	return proto11
 }
 
-// phaseOf names the phase an error of the engine comes from. Upstream
-// errors read "upstream PEER: PHASE: cause" and client errors
-// "client: cause"; the rest is told apart by type.
+// phaseOf names the phase an error of the engine comes from.
 func phaseOf(err error) int {
 	if _, ok := errors.AsType[*http1.Error](err); ok {
 		return phaseBadRequest
@@ -251,20 +248,9 @@ func phaseOf(err error) int {
 	if _, ok := errors.AsType[*proxy.StatusError](err); ok {
 		return phaseLocal
 	}
-	msg := err.Error()
-	if strings.HasPrefix(msg, "client: ") {
+	switch proxy.ErrorPhase(err) {
+	case "client":
 		return phaseClient
-	}
-	rest, ok := strings.CutPrefix(msg, "upstream ")
-	if !ok {
-		return phaseOther
-	}
-	_, rest, ok = strings.Cut(rest, ": ") // the peer's host:port holds no ": "
-	if !ok {
-		return phaseOther
-	}
-	phase, _, _ := strings.Cut(rest, ": ")
-	switch phase {
 	case "connect":
 		return phaseConnect
 	case "write request":

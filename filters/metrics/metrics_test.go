@@ -153,12 +153,12 @@ func TestMetricsFilterCounts(t *testing.T) {
 func TestMetricsFilterErrorPhases(t *testing.T) {
 	f, reg := newFilter(t)
 	for _, err := range []error{
-		errors.New("upstream 10.0.0.7:8080: connect: connection refused"),
-		errors.New("upstream [::1]:8080: connect: connection refused"),
-		errors.New("upstream 10.0.0.7:8080: read response: i/o timeout"),
-		errors.New("upstream 10.0.0.7:8080: write body: broken pipe"),
-		errors.New("upstream 10.0.0.7:8080: exchange: stream reset"),
-		errors.New("client: connection reset by peer"),
+		&proxy.UpstreamError{Peer: "10.0.0.7:8080", Phase: "connect", Err: errors.New("connection refused")},
+		&proxy.UpstreamError{Peer: "[::1]:8080", Phase: "connect", Err: errors.New("connection refused")},
+		&proxy.UpstreamError{Peer: "10.0.0.7:8080", Phase: "read response", Err: errors.New("i/o timeout")},
+		&proxy.UpstreamError{Peer: "10.0.0.7:8080", Phase: "write body", Err: errors.New("broken pipe")},
+		&proxy.UpstreamError{Peer: "10.0.0.7:8080", Phase: "exchange", Err: errors.New("stream reset")},
+		&proxy.ClientError{Err: errors.New("connection reset by peer")},
 		fmt.Errorf("wrapped: %w", &http1.Error{Status: 400, Reason: "bad"}),
 		proxy.Reject(403, "forbidden"),
 		errors.New("something new"),
