@@ -2,7 +2,7 @@
 // HTTP proxying (absolute-form requests such as
 // "GET http://example.com/ HTTP/1.1" and CONNECT tunnels), the same over
 // TLS when given certificates (HTTP/2 CONNECT streams included), and
-// SOCKS5 (CONNECT and, when enabled, UDP ASSOCIATE), with proxy
+// SOCKS5 (CONNECT and, when enabled, UDP ASSOCIATE and BIND), with proxy
 // authentication, an egress policy against server-side request forgery,
 // a choice of source address for every outbound connection, and
 // per-user limits. With Options.HTTP3, the UDP port of the same number
@@ -29,7 +29,10 @@
 // (cloud metadata included) and other special-purpose addresses, checks
 // every address a name resolves to, and connects only to the addresses it
 // checked. Tunnels (CONNECT, SOCKS5 CONNECT) may reach port 443 only
-// unless Policy.ConnectPorts says otherwise. A refusal is answered with 403
+// unless Policy.ConnectPorts says otherwise. A SOCKS5 BIND's DST.ADDR,
+// the address the incoming connection must come from, is checked the
+// same way (its port is not), and only a connection from one of the
+// addresses that passed is relayed. A refusal is answered with 403
 // and a Proxy-Status header (RFC 9209) over HTTP, and with reply 0x02 (not
 // allowed by ruleset) over SOCKS5.
 //

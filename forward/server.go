@@ -95,6 +95,17 @@ type Options struct {
 	// UDP lets SOCKS5 clients use UDP ASSOCIATE. Not with Upstream.
 	UDP bool
 
+	// SOCKS5Bind lets SOCKS5 clients use BIND (RFC 1928 section 4), for
+	// protocols where the server connects back, like active-mode FTP:
+	// Weir listens on an egress address (the picked source address, or
+	// that of the interface that routes to DST.ADDR), answers with it,
+	// accepts one connection from DST.ADDR within SOCKS5BindTimeout and
+	// relays it like a CONNECT tunnel. DST.ADDR is checked by Policy as
+	// a CONNECT destination's, except its port. When false, BIND is
+	// answered with reply 0x07 (command not supported). Not with
+	// Upstream.
+	SOCKS5Bind bool
+
 	// Upstream, when set, sends every outbound connection through
 	// another proxy: "http://[user:pass@]host:port" (tunnels through
 	// CONNECT, plain requests forwarded in absolute form) or
@@ -108,7 +119,8 @@ type Options struct {
 	// Logger receives the server's own log (nil: slog.Default()).
 	Logger *slog.Logger
 	// AccessLog, when set, receives one line per HTTP request, CONNECT
-	// tunnel, SOCKS5 connection and UDP association.
+	// tunnel, SOCKS5 connection (method=BIND for a BIND) and UDP
+	// association.
 	AccessLog *slog.Logger
 
 	// Limits bound HTTP client connections (zero fields: the engine's
@@ -123,6 +135,9 @@ type Options struct {
 	// TunnelIdleTimeout: see DefaultTunnelIdleTimeout. Negative means no
 	// idle limit.
 	TunnelIdleTimeout time.Duration
+	// SOCKS5BindTimeout bounds a SOCKS5 BIND's wait for its incoming
+	// connection (default DefaultSOCKS5BindTimeout).
+	SOCKS5BindTimeout time.Duration
 	// UDPIdleTimeout ends a UDP association that relayed nothing for this
 	// long (default socks5.DefaultUDPIdleTimeout).
 	UDPIdleTimeout time.Duration
@@ -174,9 +189,9 @@ type Options struct {
 type UserLimits struct {
 	// MaxConns bounds a user's concurrent uses: CONNECT tunnels (over
 	// HTTP/1.1 or HTTP/2 streams), plain HTTP requests in flight, SOCKS5
-	// CONNECT tunnels, SOCKS5 UDP associations and MASQUE flows each
-	// count as one while they last; an idle kept-alive client connection
-	// counts for nothing. One more is refused: HTTP answers 429 with
+	// CONNECT tunnels and BINDs, SOCKS5 UDP associations and MASQUE
+	// flows each count as one while they last; an idle kept-alive client
+	// connection counts for nothing. One more is refused: HTTP answers 429 with
 	// "Proxy-Status: weir; error=http_request_denied", SOCKS5 replies
 	// 0x01 (general failure), MASQUE answers 429 like HTTP.
 	MaxConns int
@@ -206,6 +221,7 @@ func (o *Options) fill() {
 	setDur(&o.ConnectTimeout, egress.DefaultConnectTimeout)
 	setDur(&o.TunnelIdleTimeout, DefaultTunnelIdleTimeout)
 	setDur(&o.UDPIdleTimeout, socks5.DefaultUDPIdleTimeout)
+	setDur(&o.SOCKS5BindTimeout, DefaultSOCKS5BindTimeout)
 	setDur(&o.DestinationIdle, DefaultDestinationIdle)
 	if o.MaxDestinations <= 0 {
 		o.MaxDestinations = DefaultMaxDestinations
@@ -305,6 +321,9 @@ func newServer(o Options) (*Server, error) {
 		}
 		if o.UDP || o.HTTP3 {
 			return nil, errors.New("forward: UDP relaying cannot go through an upstream proxy")
+		}
+		if o.SOCKS5Bind {
+			return nil, errors.New("forward: SOCKS5 BIND cannot go through an upstream proxy")
 		}
 	}
 	if o.HTTP3 && o.TLS == nil {
@@ -511,6 +530,7 @@ func (s *Server) logStart() {
 		"addr", s.ln.Addr().String(),
 		"auth", s.opts.Auth != nil,
 		"udp", s.opts.UDP,
+		"socks5_bind", s.opts.SOCKS5Bind,
 		"allow_private", s.opts.Policy.AllowPrivate,
 		"tls", s.tls != nil,
 		"dns", s.dns,

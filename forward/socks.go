@@ -23,6 +23,7 @@ func (s *Server) serveSOCKS(c net.Conn, deadline time.Time) {
 	cfg := &socks5.ServerConfig{
 		HandshakeTimeout:  max(time.Until(deadline), time.Millisecond),
 		AllowUDPAssociate: s.opts.UDP,
+		AllowBind:         s.opts.SOCKS5Bind,
 	}
 	if auth := s.opts.Auth; auth != nil {
 		cfg.Authenticate = func(name, pass string) bool {
@@ -37,31 +38,33 @@ func (s *Server) serveSOCKS(c net.Conn, deadline time.Time) {
 	}
 	user, session := egress.SplitSession(req.User)
 	id := identity{user: user, session: session, authed: s.opts.Auth != nil}
-	if req.Cmd == socks5.Connect || req.Cmd == socks5.UDPAssociate {
-		client, _ := addrPortOf(c.RemoteAddr())
-		u, ok := s.users.acquire(userKey(id, client.Addr()))
-		if !ok {
-			cmd := "CONNECT"
-			if req.Cmd == socks5.UDPAssociate {
-				cmd = "UDP ASSOCIATE"
-			}
-			_ = writeReply(c, socks5.GeneralFailure, netip.AddrPort{})
-			s.logSOCKS(c, cmd, id, req.Dst.String(), socks5.GeneralFailure, netip.Addr{}, netip.AddrPort{}, 0, 0, start, errUserConns)
-			return
-		}
-		defer u.release()
-		if req.Cmd == socks5.Connect {
-			s.socksConnect(c, req, id, u, start)
-		} else {
-			s.socksUDP(c, req, id, u, start)
-		}
+	cmd := "CONNECT"
+	switch req.Cmd {
+	case socks5.Connect:
+	case socks5.UDPAssociate:
+		cmd = "UDP ASSOCIATE"
+	case socks5.Bind:
+		cmd = "BIND"
+	default:
+		// ServerHandshake refuses commands that are not enabled.
+		_ = writeReply(c, socks5.CommandNotSupported, netip.AddrPort{})
 		return
 	}
+	client, _ := addrPortOf(c.RemoteAddr())
+	u, ok := s.users.acquire(userKey(id, client.Addr()))
+	if !ok {
+		_ = writeReply(c, socks5.GeneralFailure, netip.AddrPort{})
+		s.logSOCKS(c, cmd, id, req.Dst.String(), socks5.GeneralFailure, netip.Addr{}, netip.AddrPort{}, 0, 0, start, errUserConns)
+		return
+	}
+	defer u.release()
 	switch req.Cmd {
-	default:
-		// ServerHandshake refuses commands that are not enabled; BIND
-		// never is.
-		_ = writeReply(c, socks5.CommandNotSupported, netip.AddrPort{})
+	case socks5.Connect:
+		s.socksConnect(c, req, id, u, start)
+	case socks5.UDPAssociate:
+		s.socksUDP(c, req, id, u, start)
+	case socks5.Bind:
+		s.socksBind(c, req, id, u, start)
 	}
 }
 
