@@ -66,6 +66,12 @@ type ForwardProxy struct {
 	// default false). Not with UpstreamProxy.
 	UDP bool
 
+	// SOCKS5Bind lets SOCKS5 clients use BIND, for protocols where the
+	// server connects back, like active-mode FTP (key socks5_bind;
+	// default false: BIND is answered with reply 0x07, command not
+	// supported). Not with UpstreamProxy.
+	SOCKS5Bind bool
+
 	// UpstreamProxy sends every outbound connection through another
 	// proxy: "http://[user:pass@]host:port" or
 	// "socks5://[user:pass@]host:port" (key upstream_proxy; default
@@ -274,8 +280,8 @@ func isLoopbackHost(host string) bool {
 // forwardRefs holds the nodes of one forward proxy that the checks made
 // once all of its keys are read point at.
 type forwardRefs struct {
-	addr, allowOpen, udp, upstream *yaml.Node
-	protos                         listenerProtocols // tls and http3
+	addr, allowOpen, udp, bind, upstream *yaml.Node
+	protos                               listenerProtocols // tls and http3
 }
 
 // forwardProxies decodes the forward_proxies list. It also returns the
@@ -340,6 +346,11 @@ func (d *decoder) forwardProxies(e entry) ([]ForwardProxy, []*yaml.Node) {
 					refs.udp = e.v
 				}
 			},
+			"socks5_bind": func(e entry) {
+				if d.boolean(e.v, "socks5_bind", &fp.SOCKS5Bind) && fp.SOCKS5Bind {
+					refs.bind = e.v
+				}
+			},
 			"upstream_proxy": func(e entry) {
 				if s, ok := d.upstreamProxy(e.v); ok && s != "" {
 					fp.UpstreamProxy, refs.upstream = s, e.v
@@ -365,6 +376,9 @@ func (d *decoder) forwardProxies(e entry) ([]ForwardProxy, []*yaml.Node) {
 		}
 		if refs.udp != nil && refs.upstream != nil {
 			d.errorf(refs.udp, "udp cannot be used with upstream_proxy: UDP relaying cannot go through the next proxy")
+		}
+		if refs.bind != nil && refs.upstream != nil {
+			d.errorf(refs.bind, "socks5_bind cannot be used with upstream_proxy: the incoming connection of a BIND would bypass the next proxy")
 		}
 		if t := fp.TLS; t != nil && !refs.protos.alpnSet {
 			t.ALPN = slices.Clone(alpnProtocols)

@@ -102,6 +102,7 @@ forward_proxies:
       sticky_ttl: 30m
       max_sessions: 500
     udp: true
+    socks5_bind: true
     timeouts: {handshake: 3s, connect: 2s, tunnel_idle: 0s, udp_idle: 1m}
     keepalive: {max_destinations: 10, max_idle: 0, idle_timeout: 30s}
     dns: {servers: [192.0.2.53, "[2001:db8::53]:5353"]}
@@ -135,11 +136,12 @@ forward_proxies:
 			StickyTTL:   30 * time.Minute,
 			MaxSessions: 500,
 		},
-		UDP:       true,
-		Timeouts:  ForwardTimeouts{Handshake: 3 * time.Second, Connect: 2 * time.Second, TunnelIdle: 0, UDPIdle: time.Minute},
-		Keepalive: ForwardKeepalive{MaxDestinations: 10, MaxIdle: 0, IdleTimeout: 30 * time.Second},
-		DNS:       ForwardDNS{Servers: []string{"192.0.2.53:53", "[2001:db8::53]:5353"}},
-		AccessLog: "/var/log/weir/forward.log",
+		UDP:        true,
+		SOCKS5Bind: true,
+		Timeouts:   ForwardTimeouts{Handshake: 3 * time.Second, Connect: 2 * time.Second, TunnelIdle: 0, UDPIdle: time.Minute},
+		Keepalive:  ForwardKeepalive{MaxDestinations: 10, MaxIdle: 0, IdleTimeout: 30 * time.Second},
+		DNS:        ForwardDNS{Servers: []string{"192.0.2.53:53", "[2001:db8::53]:5353"}},
+		AccessLog:  "/var/log/weir/forward.log",
 	}, {
 		Name:          "forward-2",
 		Address:       "127.0.0.1:3129",
@@ -254,6 +256,10 @@ var forwardErrorCases = []struct {
 		[]string{`f.yaml:3:21: invalid upstream_proxy "p.example:3128": write http://[USER:PASS@]HOST:PORT or socks5://[USER:PASS@]HOST:PORT`}},
 	{"upstream_proxy/with udp", "forward_proxies:\n  - address: \"127.0.0.1:1\"\n    udp: true\n    upstream_proxy: \"http://p.example:3128\"\n",
 		[]string{`f.yaml:3:10: udp cannot be used with upstream_proxy: UDP relaying cannot go through the next proxy`}},
+	{"upstream_proxy/with socks5_bind", "forward_proxies:\n  - address: \"127.0.0.1:1\"\n    socks5_bind: true\n    upstream_proxy: \"socks5://p.example:1080\"\n",
+		[]string{`f.yaml:3:18: socks5_bind cannot be used with upstream_proxy: the incoming connection of a BIND would bypass the next proxy`}},
+	{"socks5_bind/not a boolean", "forward_proxies:\n  - address: \"127.0.0.1:1\"\n    socks5_bind: yes please\n",
+		[]string{`f.yaml:3:18: expected true or false for socks5_bind, got a string ("yes please")`}},
 
 	{"timeouts/zero handshake", "forward_proxies:\n  - address: \"127.0.0.1:1\"\n    timeouts: {handshake: 0s}\n",
 		[]string{`f.yaml:3:27: timeouts.handshake must be greater than 0`}},
