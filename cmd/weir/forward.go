@@ -34,7 +34,8 @@ through Weir. One port speaks every protocol:
   - HTTPS proxying, with --tls-cert and --tls-key: the same over TLS
     ("curl --proxy https://HOST:3128 URL"), HTTP/2 CONNECT included;
   - SOCKS5 ("curl --socks5-hostname HOST:3128 URL"), with UDP relaying
-    when --udp is given;
+    when --udp is given and BIND (the server connects back, as in
+    active-mode FTP) when --socks-bind is given;
   - with --http3, MASQUE (CONNECT-UDP over HTTP/3, RFC 9298) on the UDP
     port of the same number.
 
@@ -157,6 +158,7 @@ func forwardProxyMain(args []string, stdout, stderr io.Writer) int {
 	fs.DurationVar(&stickyTTL, "sticky-ttl", egress.DefaultStickyTTL, "how long an unused sticky session keeps its source address")
 	fs.StringVar(&o.Upstream, "upstream-proxy", "", "send every outbound connection through this next proxy `URL`: http://[USER:PASS@]HOST:PORT or socks5://[USER:PASS@]HOST:PORT (not with --udp)")
 	fs.BoolVar(&o.UDP, "udp", false, "let SOCKS5 clients relay UDP (UDP ASSOCIATE), under the same destination rules")
+	fs.BoolVar(&o.SOCKS5Bind, "socks-bind", false, "let SOCKS5 clients use BIND: accept one connection from the address they name (checked by the same destination rules) within 2 minutes, and relay it (not with --upstream-proxy)")
 	fs.StringVar(&tlsCert, "tls-cert", "", "also serve the proxy over TLS (HTTPS proxy, HTTP/2 CONNECT) with the certificate in this PEM `FILE`, on the same port; needs --tls-key")
 	fs.StringVar(&tlsKey, "tls-key", "", "the certificate's private key, a PEM `FILE`; needs --tls-cert")
 	fs.BoolVar(&o.HTTP3, "http3", false, "also serve MASQUE (CONNECT-UDP over HTTP/3) on the UDP port of the same number; needs --tls-cert and --tls-key")
@@ -221,6 +223,9 @@ func forwardProxyMain(args []string, stdout, stderr io.Writer) int {
 	}
 	if o.HTTP3 && o.Upstream != "" {
 		return usage("--http3 relays UDP, which cannot go through --upstream-proxy")
+	}
+	if o.SOCKS5Bind && o.Upstream != "" {
+		return usage("--socks-bind cannot be used with --upstream-proxy: the incoming connection would bypass the next proxy")
 	}
 	if o.DNS.DoH != "" && len(o.DNS.Servers) > 0 {
 		return usage("--doh and --dns-server cannot be used together")
