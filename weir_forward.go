@@ -129,6 +129,7 @@ func forwardOptions(c *config.ForwardProxy, cfg *config.Config) forward.Options 
 		},
 		AllowOpen:             c.AllowOpen,
 		UDP:                   c.UDP,
+		SOCKS5Bind:            c.SOCKS5Bind,
 		HTTP3:                 c.HTTP3.Enabled,
 		Upstream:              c.UpstreamProxy,
 		UserLimits:            forward.UserLimits{MaxConns: c.UserLimits.MaxConns, BytesPerSecond: c.UserLimits.BytesPerSecond},

@@ -1,7 +1,12 @@
 package e2e
 
 import (
+	"context"
+	"fmt"
+	"github.com/weirproxy/weir"
+	"github.com/weirproxy/weir/config"
 	"io"
+	"log/slog"
 	"net"
 	"net/netip"
 	"strings"
@@ -108,5 +113,38 @@ func TestForwardProxySOCKSBind(t *testing.T) {
 	_, code, _ = bindRequest(t, off.Addr, socks5.Addr{IP: netip.MustParseAddr("127.0.0.1")})
 	if code != socks5.CommandNotSupported {
 		t.Errorf("without --socks-bind: reply %d, want %d", code, socks5.CommandNotSupported)
+	}
+}
+
+// TestForwardConfigSOCKSBind: the YAML key socks5_bind turns BIND on for
+// a forward proxy run from a configuration file.
+func TestForwardConfigSOCKSBind(t *testing.T) {
+	for _, on := range []bool{true, false} {
+		cfg, err := config.Parse("test.yaml", []byte(fmt.Sprintf(
+			"forward_proxies:\n  - {address: \"127.0.0.1:3128\", socks5_bind: %v, policy: {allow_private: true}}\nlog: {access: \"off\"}\nshutdown_grace: 5s\n", on)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		cfg.ForwardProxies[0].Address = "127.0.0.1:0"
+		srv, err := weir.New(cfg, weir.Options{Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := srv.Listen(); err != nil {
+			t.Fatal(err)
+		}
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan error, 1)
+		go func() { done <- srv.Serve(ctx) }()
+		_, code, _ := bindRequest(t, srv.ForwardAddrs()[0].String(), socks5.Addr{IP: netip.MustParseAddr("127.0.0.1")})
+		want := socks5.CommandNotSupported
+		if on {
+			want = socks5.Succeeded
+		}
+		if code != want {
+			t.Errorf("socks5_bind: %v: BIND answered %v, want %v", on, code, want)
+		}
+		cancel()
+		<-done
 	}
 }
