@@ -581,3 +581,24 @@ func validHost(v []byte, needPort bool) bool {
 	}
 	return n <= 65535
 }
+
+// ValidHost reports whether v is a valid Host value or authority:
+// uri-host [":" port] (RFC 9110 7.2), with a port when needPort. Front
+// ends for other protocols check :authority with it, so that what reaches
+// an HTTP/1.1 peer as Host is what Weir's own parser would have accepted.
+func ValidHost(v []byte, needPort bool) bool { return len(v) > 0 && validHost(v, needPort) }
+
+// ValidOriginForm reports whether v is an origin-form request-target
+// ("/path?query", RFC 9112 3.2.1) that may go on an HTTP/1.1 request line:
+// no whitespace, control characters, DEL, non-ASCII bytes or fragment.
+func ValidOriginForm(v []byte) bool {
+	if len(v) == 0 || v[0] != '/' {
+		return false
+	}
+	for _, c := range v {
+		if !targetChar[c] || c == '#' {
+			return false
+		}
+	}
+	return true
+}

@@ -18,6 +18,7 @@ import (
 
 	"golang.org/x/net/http2"
 
+	"github.com/weirproxy/weir/http1"
 	"github.com/weirproxy/weir/limits"
 	"github.com/weirproxy/weir/message"
 )
@@ -175,6 +176,16 @@ func (f *h2Front) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		// HTTP/3 gives 0 for a body without content-length; a body
 		// that is really empty ends at once.
 		req.ContentLength = -1
+	}
+	// What crosses into HTTP/1.1 must be what Weir's own parser accepts
+	// there: a :path with spaces or a fragment, or an :authority that is
+	// no host, would reach a peer's request line or Host field.
+	if connect := req.IsMethod("CONNECT"); !http1.ValidHost(req.Authority, connect) ||
+		!connect && !http1.ValidOriginForm(req.Target) && !(req.IsMethod("OPTIONS") && r.RequestURI == "*") {
+		failDown(h, s, d, &StatusError{Status: 400, Msg: "invalid :path or :authority"})
+		s.End = time.Now()
+		h.Chain.runLog(s)
+		return
 	}
 	if f.maxHeader > 0 && size > f.maxHeader {
 		if f.guard != nil {

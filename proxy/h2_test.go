@@ -9,8 +9,10 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -440,5 +442,58 @@ func TestH2Connect(t *testing.T) {
 	resp.Body.Close()
 	if resp.StatusCode != 403 || resp.Header.Get("Proxy-Status") == "" {
 		t.Fatalf("refused CONNECT: %d %v", resp.StatusCode, resp.Header)
+	}
+}
+
+// A :path or :authority that Weir's HTTP/1.1 parser would refuse is
+// refused over HTTP/2 too (400), and never reaches the peer.
+func TestH2InvalidPathAndAuthority(t *testing.T) {
+	var hits atomic.Int32
+	origin := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { hits.Add(1) }))
+	defer origin.Close()
+	addr, _ := startFront(t, &ListenerOptions{H2C: true}, group(t, upstream.ProtoHTTP1, origin.Listener.Addr().String()))
+	for i, tc := range [][2]string{
+		{"/a b", "weir.test"},
+		{"/a#frag", "weir.test"},
+		{"/ok", "a b"},
+		{"/ok", "a/b"},
+		{"/ok", "a:99999"},
+		{"/caf\xc3\xa9", "weir.test"},
+	} {
+		nc, fr := h2Raw(t, addr)
+		var b bytes.Buffer
+		e := hpack.NewEncoder(&b)
+		for _, kv := range [][2]string{{":method", "GET"}, {":scheme", "http"}, {":authority", tc[1]}, {":path", tc[0]}} {
+			e.WriteField(hpack.HeaderField{Name: kv[0], Value: kv[1]})
+		}
+		if err := fr.WriteHeaders(http2.HeadersFrameParam{StreamID: 1, BlockFragment: b.Bytes(), EndHeaders: true, EndStream: true}); err != nil {
+			t.Fatal(err)
+		}
+		_ = nc.SetReadDeadline(time.Now().Add(5 * time.Second))
+		status := ""
+		dec := hpack.NewDecoder(4096, func(f hpack.HeaderField) {
+			if f.Name == ":status" {
+				status = f.Value
+			}
+		})
+		for status == "" {
+			f, err := fr.ReadFrame()
+			if err != nil {
+				t.Fatalf("case %d %q: %v", i, tc, err)
+			}
+			if h, ok := f.(*http2.HeadersFrame); ok {
+				dec.Write(h.HeaderBlockFragment())
+			}
+			if rst, ok := f.(*http2.RSTStreamFrame); ok {
+				status = "reset " + rst.ErrCode.String()
+			}
+		}
+		if status != "400" && !strings.HasPrefix(status, "reset") {
+			t.Errorf("path %q authority %q: %s, want 400", tc[0], tc[1], status)
+		}
+		nc.Close()
+	}
+	if n := hits.Load(); n != 0 {
+		t.Fatalf("the origin got %d of these requests", n)
 	}
 }
