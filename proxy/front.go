@@ -127,7 +127,6 @@ type h2Front struct {
 	tls           bool
 	proto         int
 	altSvc        string
-	guard         *h2Guard
 	tlsInfo       *TLSInfo
 	maxHeader     int
 }
@@ -180,18 +179,17 @@ func (f *h2Front) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	// What crosses into HTTP/1.1 must be what Weir's own parser accepts
 	// there: a :path with spaces or a fragment, or an :authority that is
 	// no host, would reach a peer's request line or Host field.
+	var reject error
 	if connect := req.IsMethod("CONNECT"); !http1.ValidHost(req.Authority, connect) ||
 		!connect && !http1.ValidOriginForm(req.Target) && !(req.IsMethod("OPTIONS") && r.RequestURI == "*") {
-		failDown(h, s, d, &StatusError{Status: 400, Msg: "invalid :path or :authority"})
-		s.End = time.Now()
-		h.Chain.runLog(s)
-		return
+		reject = &StatusError{Status: 400, Msg: "invalid :path or :authority"}
+	} else if f.maxHeader > 0 && size > f.maxHeader {
+		// The HTTP/2 guard has charged the connection's glitch budget
+		// for this header list already.
+		reject = &StatusError{Status: 431, Msg: "request header fields too large"}
 	}
-	if f.maxHeader > 0 && size > f.maxHeader {
-		if f.guard != nil {
-			f.guard.charge(glitchHeaderList)
-		}
-		failDown(h, s, d, &StatusError{Status: 431, Msg: "request header fields too large"})
+	if reject != nil {
+		failDown(h, s, d, reject)
 		s.End = time.Now()
 		h.Chain.runLog(s)
 		return
@@ -243,8 +241,7 @@ func (d *httpDown) writeHead(s *Session, resp *message.Response, length int64) e
 		if connectionSpecific(f.Name) || (!d.noBody && message.EqualFold(f.Name, "Content-Length")) {
 			continue
 		}
-		k := http.CanonicalHeaderKey(string(f.Name))
-		hd[k] = append(hd[k], string(f.Value))
+		addField(hd, "", &f)
 	}
 	if !d.noBody && length >= 0 {
 		hd["Content-Length"] = []string{strconv.FormatInt(length, 10)}
@@ -277,11 +274,27 @@ func (d *httpDown) finish(trailer *message.Header) error {
 		return nil
 	}
 	hd := d.w.Header()
-	for _, f := range trailer.Fields {
-		k := http.TrailerPrefix + http.CanonicalHeaderKey(string(f.Name))
-		hd[k] = append(hd[k], string(f.Value))
+	for i := range trailer.Fields {
+		addField(hd, http.TrailerPrefix, &trailer.Fields[i])
 	}
 	return nil
+}
+
+// addField appends f to an http.Header under prefix and its canonical
+// name.
+func addField(dst http.Header, prefix string, f *message.Field) {
+	k := prefix + http.CanonicalHeaderKey(string(f.Name))
+	dst[k] = append(dst[k], string(f.Value))
+}
+
+// addFields appends every field of h (nil: none) to dst.
+func addFields(dst http.Header, h *message.Header) {
+	if h == nil {
+		return
+	}
+	for i := range h.Fields {
+		addField(dst, "", &h.Fields[i])
+	}
 }
 
 // serveH2 serves an HTTP/2 connection until it ends.
@@ -290,7 +303,7 @@ func (c *conn) serveH2(nc net.Conn) {
 	l := &ls.opts.H2
 	g := newH2Guard(nc, l)
 	f := &h2Front{srv: c.srv, client: c.client, local: c.local, tls: c.tls, proto: 2,
-		altSvc: ls.opts.AltSvc, guard: g, tlsInfo: c.tlsInfo, maxHeader: int(l.MaxHeaderListSize)}
+		altSvc: ls.opts.AltSvc, tlsInfo: c.tlsInfo, maxHeader: int(l.MaxHeaderListSize)}
 	hs := *ls.h2
 	hs.CountError = func(string) { g.charge(glitchProtocolError) }
 	hs.ServeConn(g.guarded(), &http2.ServeConnOpts{Handler: f, BaseConfig: ls.base})

@@ -92,13 +92,9 @@ func (b *bodyReader) Read(p []byte) (int, error) {
 // Close stops the body: a read blocked on the client is woken, and Close
 // returns once no read is running.
 func (b *bodyReader) Close() error {
-	if b.eof.Load() {
-		b.mu.Lock()
-		b.closed = true
-		b.mu.Unlock()
-		return nil
+	if !b.eof.Load() {
+		b.ds.abortBody()
 	}
-	b.ds.abortBody()
 	b.mu.Lock()
 	b.closed = true
 	b.mu.Unlock()
@@ -270,16 +266,16 @@ func proxyStream(h *Handler, s *Session, ds downstream) {
 				s.Attempts--
 				continue
 			}
-			peerFailedStream(h, s, g, p)
+			peerFailed(h, s, g, p)
 		case retryPeer:
-			peerFailedStream(h, s, g, p)
+			peerFailed(h, s, g, p)
 			if s.Attempts <= g.Retries && !ds.started() {
 				continue
 			}
 		case failed:
 			var ce *ClientError
 			if !errors.As(s.Err, &ce) && !errors.Is(s.Err, errTooLarge) {
-				peerFailedStream(h, s, g, p)
+				peerFailed(h, s, g, p)
 			}
 		}
 		if body.err != nil {
@@ -287,13 +283,6 @@ func proxyStream(h *Handler, s *Session, ds downstream) {
 		}
 		failDown(h, s, ds, s.Err)
 		return
-	}
-}
-
-func peerFailedStream(h *Handler, s *Session, g *upstream.Group, p *upstream.Peer) {
-	if p.ReportFailure(g.PassiveMaxFails, g.PassiveEjectFor) {
-		h.ErrorLog.Warn("peer ejected after consecutive failures", "upstream", g.Name, "peer", p.Addr,
-			"failures", g.PassiveMaxFails, "for", g.PassiveEjectFor.String(), "last_err", s.Err)
 	}
 }
 
@@ -504,8 +493,7 @@ func toHTTPRequest(ctx context.Context, s *Session, g *upstream.Group, body *bod
 			message.EqualFold(f.Name, "Transfer-Encoding"), message.EqualFold(f.Name, "TE"):
 			continue
 		}
-		k := http.CanonicalHeaderKey(string(f.Name))
-		hreq.Header[k] = append(hreq.Header[k], string(f.Value))
+		addField(hreq.Header, "", &f)
 	}
 	if s.Req.Header.HasToken("TE", "trailers") || ur.Header.HasToken("TE", "trailers") {
 		hreq.Header["Te"] = []string{"trailers"}

@@ -50,20 +50,14 @@ func (t *Tunnel) Accept(header *message.Header) (net.Conn, error) {
 	t.s.Status = 200
 	if t.c != nil {
 		c := t.c
-		b := append(c.out[:0], "HTTP/1.1 200 Connection Established\r\n"...)
+		resp := message.Response{Status: 200, Reason: connectEstablished}
 		if header != nil {
-			for _, f := range header.Fields {
-				b = append(b, f.Name...)
-				b = append(b, ": "...)
-				b = append(b, f.Value...)
-				b = append(b, "\r\n"...)
-			}
+			resp.Header.Fields = header.Fields
 		}
-		b = append(b, "\r\n"...)
-		c.out = b
+		c.out = http1.AppendResponseHead(c.out[:0], &resp)
 		c.wroteHead = true
 		_ = c.nc.SetWriteDeadline(time.Now().Add(c.srv.handler.Load().Limits.WriteTimeout))
-		if _, err := c.nc.Write(b); err != nil {
+		if _, err := c.nc.Write(c.out); err != nil {
 			return nil, err
 		}
 		_ = c.nc.SetDeadline(time.Time{})
@@ -73,13 +67,7 @@ func (t *Tunnel) Accept(header *message.Header) (net.Conn, error) {
 		}
 		return &prefixConn{Conn: c.nc, pre: t.buffered}, nil
 	}
-	hd := t.w.Header()
-	if header != nil {
-		for _, f := range header.Fields {
-			k := http.CanonicalHeaderKey(string(f.Name))
-			hd[k] = append(hd[k], string(f.Value))
-		}
-	}
+	addFields(t.w.Header(), header)
 	t.w.WriteHeader(200)
 	rc := http.NewResponseController(t.w)
 	if err := rc.Flush(); err != nil {
@@ -94,43 +82,22 @@ func (t *Tunnel) Refuse(status int, header *message.Header, body []byte) error {
 		return errors.New("proxy: CONNECT already answered")
 	}
 	t.answered = true
+	if t.c != nil {
+		t.c.keepAlive = false // writeLocal then says Connection: close
+		return t.c.writeLocal(t.s, status, header, body)
+	}
 	t.s.Status = status
 	t.s.BytesOut = int64(len(body))
-	if t.c != nil {
-		c := t.c
-		c.keepAlive = false
-		b := append(c.out[:0], "HTTP/1.1 "...)
-		b = http1.AppendInt(b, int64(status))
-		b = append(b, ' ')
-		b = append(b, http1.StatusText(status)...)
-		b = append(b, "\r\nContent-Length: "...)
-		b = http1.AppendInt(b, int64(len(body)))
-		if header != nil {
-			for _, f := range header.Fields {
-				b = append(b, "\r\n"...)
-				b = append(b, f.Name...)
-				b = append(b, ": "...)
-				b = append(b, f.Value...)
-			}
-		}
-		b = append(b, "\r\nConnection: close\r\n\r\n"...)
-		b = append(b, body...)
-		c.out = b
-		c.wroteHead = true
-		return c.write(c.srv.handler.Load(), b)
-	}
 	hd := t.w.Header()
-	if header != nil {
-		for _, f := range header.Fields {
-			k := http.CanonicalHeaderKey(string(f.Name))
-			hd[k] = append(hd[k], string(f.Value))
-		}
-	}
+	addFields(hd, header)
 	hd["Content-Length"] = []string{strconv.Itoa(len(body))}
 	t.w.WriteHeader(status)
 	_, err := t.w.Write(body)
 	return err
 }
+
+// connectEstablished is the reason phrase of an HTTP/1.1 CONNECT's 200.
+var connectEstablished = []byte("Connection Established")
 
 func addrOf(ap interface{ String() string }) net.Addr { return tunnelAddr(ap.String()) }
 

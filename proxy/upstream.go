@@ -159,9 +159,15 @@ func (c *conn) proxy(h *Handler, s *Session) {
 // peerFailed counts a failure against the peer for passive health, and
 // logs the moment it gets ejected.
 func (c *conn) peerFailed(h *Handler, g *upstream.Group, p *upstream.Peer) {
+	peerFailed(h, &c.sess, g, p)
+}
+
+// peerFailed counts a failure against p and logs its ejection; s.Err is
+// the failure.
+func peerFailed(h *Handler, s *Session, g *upstream.Group, p *upstream.Peer) {
 	if p.ReportFailure(g.PassiveMaxFails, g.PassiveEjectFor) {
 		h.ErrorLog.Warn("peer ejected after consecutive failures", "upstream", g.Name, "peer", p.Addr,
-			"failures", g.PassiveMaxFails, "for", g.PassiveEjectFor.String(), "last_err", c.sess.Err)
+			"failures", g.PassiveMaxFails, "for", g.PassiveEjectFor.String(), "last_err", s.Err)
 	}
 }
 
