@@ -3,11 +3,15 @@ package proxy
 import (
 	"bufio"
 	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
 	"io"
 	"log/slog"
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -212,5 +216,61 @@ func TestClientAbortDoesNotEjectPeer(t *testing.T) {
 	resp.Body.Close()
 	if resp.StatusCode != 200 || n != int64(len(body)) {
 		t.Fatalf("after aborted downloads: status %d, %d bytes", resp.StatusCode, n)
+	}
+}
+
+// TestBodiesAroundSpliceThreshold: request and response bodies whose
+// remainder is just below, at and above spliceMin arrive whole, and a
+// request pipelined right behind a spliced upload is answered on the same
+// connection (the kernel copy must stop at the body's last byte).
+func TestBodiesAroundSpliceThreshold(t *testing.T) {
+	origin := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		b, err := io.ReadAll(r.Body)
+		if err != nil {
+			w.WriteHeader(500)
+			return
+		}
+		sum := sha256.Sum256(b)
+		// Echo the body back, so the response side crosses the
+		// threshold too, with its digest in a header.
+		w.Header().Set("X-Sum", hex.EncodeToString(sum[:]))
+		w.Header().Set("Content-Length", strconv.Itoa(len(b)))
+		_, _ = w.Write(b)
+	}))
+	defer origin.Close()
+	addr, _ := testProxy(t, nil, origin.Listener.Addr().String())
+	c, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	br := bufio.NewReader(c)
+	for _, size := range []int{spliceMin - 1, spliceMin, spliceMin + 1, 2*connBufSize + 7, 64 << 10, 1<<20 + 3} {
+		body := make([]byte, size)
+		for i := range body {
+			body[i] = byte(i*7 + size)
+		}
+		sum := sha256.Sum256(body)
+		// The upload and a pipelined GET go out in one write.
+		msg := fmt.Sprintf("POST /up HTTP/1.1\r\nHost: a\r\nContent-Length: %d\r\n\r\n", size)
+		msg += string(body) + "GET /after HTTP/1.1\r\nHost: a\r\n\r\n"
+		go func() { _, _ = io.WriteString(c, msg) }()
+		for i, want := range []string{hex.EncodeToString(sum[:]), hex.EncodeToString(sha256.New().Sum(nil))} {
+			resp, err := http.ReadResponse(br, nil)
+			if err != nil {
+				t.Fatalf("size %d, response %d: %v", size, i, err)
+			}
+			got, err := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if err != nil {
+				t.Fatalf("size %d, response %d body: %v", size, i, err)
+			}
+			if resp.StatusCode != 200 || resp.Header.Get("X-Sum") != want {
+				t.Fatalf("size %d, response %d: status %d, origin saw digest %s, want %s", size, i, resp.StatusCode, resp.Header.Get("X-Sum"), want)
+			}
+			if i == 0 && !bytes.Equal(got, body) {
+				t.Fatalf("size %d: echoed body differs (%d bytes back)", size, len(got))
+			}
+		}
 	}
 }

@@ -24,13 +24,14 @@ import (
 )
 
 var proxyLabel = map[string]string{
-	"tcpfloor": "TCP floor (io.Copy)",
-	"weir":     "Weir",
-	"nginx":    "nginx",
-	"haproxy":  "HAProxy",
-	"h2o":      "h2o",
-	"caddy":    "Caddy",
-	"weir2":    "Weir, 2 cores",
+	"tcpfloor":   "TCP floor (io.Copy)",
+	"epollfloor": "TCP floor (epoll loop)",
+	"weir":       "Weir",
+	"nginx":      "nginx",
+	"haproxy":    "HAProxy",
+	"h2o":        "h2o",
+	"caddy":      "Caddy",
+	"weir2":      "Weir, 2 cores",
 }
 
 var scenarioLabel = map[string]string{
@@ -352,7 +353,7 @@ func writeSummary(path string, cells []*cell) error {
 }
 
 var colors = map[string]string{
-	"tcpfloor": "#9e9e9e", "weir": "#1565c0", "weir2": "#64b5f6", "nginx": "#2e7d32",
+	"tcpfloor": "#9e9e9e", "epollfloor": "#616161", "weir": "#1565c0", "weir2": "#64b5f6", "nginx": "#2e7d32",
 	"haproxy": "#c62828", "h2o": "#f9a825", "caddy": "#6a1b9a",
 }
 
