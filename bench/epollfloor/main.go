@@ -30,7 +30,6 @@ type side struct {
 	peer     *side
 	buf      []byte
 	off, end int  // pending bytes are buf[off:end]
-	eof      bool // read returned 0
 	wantOut  bool // registered for EPOLLOUT
 }
 
