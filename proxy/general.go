@@ -163,6 +163,10 @@ func failDown(h *Handler, s *Session, ds downstream, err error) {
 		body = append(body, msg...)
 	}
 	body = append(body, '\n')
+	if isGRPCRequest(s) {
+		_ = writeGRPCStatus(s, ds, status, body[:len(body)-1])
+		return
+	}
 	var hd message.Header
 	hd.AddString("Content-Type", "text/plain; charset=utf-8")
 	_ = writeLocalDown(s, ds, status, &hd, body)
@@ -255,6 +259,9 @@ func proxyStream(h *Handler, s *Session, ds downstream) {
 		if hasBody && res != done && body.n > 0 {
 			res = failed
 		}
+		if res != done && isGRPCRequest(s) && grpcDeadlinePassed(s) {
+			s.Err, res = errGRPCDeadline, failed
+		}
 		switch res {
 		case done:
 			p.ReportSuccess()
@@ -274,7 +281,7 @@ func proxyStream(h *Handler, s *Session, ds downstream) {
 			}
 		case failed:
 			var ce *ClientError
-			if !errors.As(s.Err, &ce) && !errors.Is(s.Err, errTooLarge) {
+			if !errors.As(s.Err, &ce) && !errors.Is(s.Err, errTooLarge) && s.Err != errGRPCDeadline {
 				peerFailed(h, s, g, p)
 			}
 		}
