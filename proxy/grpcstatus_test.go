@@ -2,7 +2,6 @@ package proxy
 
 import (
 	"io"
-	"net"
 	"net/http"
 	"strings"
 	"testing"
@@ -17,7 +16,7 @@ import (
 // expires. Without that header it answers a gRPC OK.
 func grpcResetOrigin(tb testing.TB) string {
 	tb.Helper()
-	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	return serveOrigin(tb, true, func(w http.ResponseWriter, r *http.Request) {
 		_, _ = io.Copy(io.Discard, r.Body)
 		if d, err := time.ParseDuration(r.Header.Get("X-Reset-After")); err == nil {
 			time.Sleep(d) // the origin's behaviour under test, not synchronisation
@@ -27,16 +26,7 @@ func grpcResetOrigin(tb testing.TB) string {
 		w.Header().Set("Trailer", "Grpc-Status")
 		w.WriteHeader(200)
 		w.Header().Set("Grpc-Status", "0")
-	})}
-	srv.Protocols = new(http.Protocols)
-	srv.Protocols.SetUnencryptedHTTP2(true)
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		tb.Fatal(err)
-	}
-	go srv.Serve(ln)
-	tb.Cleanup(func() { srv.Close() })
-	return ln.Addr().String()
+	})
 }
 
 // grpcCall sends one gRPC-framed call over h2c and returns the HTTP

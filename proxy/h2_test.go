@@ -79,13 +79,20 @@ func group(tb testing.TB, proto upstream.Proto, addrs ...string) *upstream.Group
 // echoOrigin answers with the protocol it saw and echoes the body.
 func echoOrigin(tb testing.TB, h2c bool) string {
 	tb.Helper()
-	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	return serveOrigin(tb, h2c, func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("X-Proto", r.Proto)
 		w.Header().Set("X-Host", r.Host)
 		w.Header().Set("Trailer", "X-Sum")
 		n, _ := io.Copy(w, r.Body)
 		w.Header().Set("X-Sum", fmt.Sprint(n))
-	})}
+	})
+}
+
+// serveOrigin serves h on loopback, HTTP/1.1 or (with h2c) also cleartext
+// HTTP/2 with prior knowledge, and returns its address.
+func serveOrigin(tb testing.TB, h2c bool, h http.HandlerFunc) string {
+	tb.Helper()
+	srv := &http.Server{Handler: h}
 	if h2c {
 		srv.Protocols = new(http.Protocols)
 		srv.Protocols.SetUnencryptedHTTP2(true)
