@@ -15,7 +15,8 @@
 #   BENCH_DURATION   length of one measured wrk run (default 10s)
 #   BENCH_RUNS       runs per proxy and scenario; the median is reported (3)
 #   BENCH_WARMUP     unmeasured wrk run before each measured one (2s)
-#   BENCH_PROXIES    subset/order of: tcpfloor epollfloor weir nginx haproxy h2o caddy
+#   BENCH_PROXIES    subset/order of: tcpfloor epollfloor weir nginx haproxy h2o caddy,
+#                    and looproxy (an event-loop prototype for small64/small512 only)
 #   BENCH_SCENARIOS  subset/order of: small64 small512 big64 close64 post64
 #   BENCH_SCALING    1: also run Weir with GOMAXPROCS=2, unpinned (1)
 #   BENCH_IDLE_CONNS idle keep-alive connections for the RSS test; 0 skips (10000)
@@ -43,7 +44,7 @@ BENCH_SCALING=${BENCH_SCALING:-1}
 BENCH_IDLE_CONNS=${BENCH_IDLE_CONNS:-10000}
 # The TCP floor needs two descriptors per connection (client and origin),
 # more than a 20000 hard limit allows for 10000 connections: not by default.
-BENCH_IDLE_PROXIES=${BENCH_IDLE_PROXIES:-$(tr " " "\n" <<<"$BENCH_PROXIES" | grep -v "floor\$" | paste -sd" " -)}
+BENCH_IDLE_PROXIES=${BENCH_IDLE_PROXIES:-$(tr " " "\n" <<<"$BENCH_PROXIES" | grep -v -E "floor$|^looproxy$" | paste -sd" " -)}
 BENCH_PROFILE=${BENCH_PROFILE:-1}
 BENCH_GOBENCH=${BENCH_GOBENCH:-1}
 BENCH_QUIET_PCT=${BENCH_QUIET_PCT:-0}
@@ -125,13 +126,13 @@ trap 'exit 130' INT TERM
 
 log "building Weir and the helpers"
 go build -o "$BIN/weir" ./cmd/weir
-go build -o "$BIN/" ./bench/origin ./bench/tcpproxy ./bench/epollfloor ./bench/idleconns ./bench/weirprof ./bench/report
+go build -o "$BIN/" ./bench/origin ./bench/tcpproxy ./bench/epollfloor ./bench/looproxy ./bench/idleconns ./bench/weirprof ./bench/report
 
 ORIGIN_PORT=$((BENCH_PORT_BASE + 920))
 ORIGIN=127.0.0.1:$ORIGIN_PORT
 declare -A PORT=([tcpfloor]=$BENCH_PORT_BASE [weir]=$((BENCH_PORT_BASE + 1)) [nginx]=$((BENCH_PORT_BASE + 2))
 	[haproxy]=$((BENCH_PORT_BASE + 3)) [h2o]=$((BENCH_PORT_BASE + 4)) [caddy]=$((BENCH_PORT_BASE + 5))
-	[weir2]=$((BENCH_PORT_BASE + 6)) [weirprof]=$((BENCH_PORT_BASE + 7)) [epollfloor]=$((BENCH_PORT_BASE + 8)))
+	[weir2]=$((BENCH_PORT_BASE + 6)) [weirprof]=$((BENCH_PORT_BASE + 7)) [epollfloor]=$((BENCH_PORT_BASE + 8)) [looproxy]=$((BENCH_PORT_BASE + 9)))
 
 port_busy() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 for p in "$ORIGIN_PORT" "${PORT[@]}"; do
@@ -324,6 +325,7 @@ start_proxy() {
 	case $name in
 	tcpfloor) start_bg env GOMAXPROCS=1 "${pin[@]}" "$BIN/tcpproxy" -from "127.0.0.1:$port" -to "$ORIGIN" ;;
 	epollfloor) start_bg env GOMAXPROCS=1 "${pin[@]}" "$BIN/epollfloor" -from "127.0.0.1:$port" -to "$ORIGIN" ;;
+	looproxy) start_bg env GOMAXPROCS=1 "${pin[@]}" "$BIN/looproxy" -from "127.0.0.1:$port" -to "$ORIGIN" ;;
 	weir) start_bg env GOMAXPROCS=1 "${pin[@]}" "$BIN/weir" reverse-proxy --from "127.0.0.1:$port" --to "http://$ORIGIN" --access-log off ;;
 	weir2) start_bg env GOMAXPROCS=2 nice -n "$BENCH_NICE" "$BIN/weir" reverse-proxy --from "127.0.0.1:$port" --to "http://$ORIGIN" --access-log off ;;
 	nginx) start_bg "${pin[@]}" nginx -p "$WORK/nginx" -c "$(conf nginx.conf "$port")" -g 'daemon off;' ;;

@@ -26,6 +26,7 @@ import (
 var proxyLabel = map[string]string{
 	"tcpfloor":   "TCP floor (io.Copy)",
 	"epollfloor": "TCP floor (epoll loop)",
+	"looproxy":   "event-loop prototype",
 	"weir":       "Weir",
 	"nginx":      "nginx",
 	"haproxy":    "HAProxy",
@@ -353,7 +354,7 @@ func writeSummary(path string, cells []*cell) error {
 }
 
 var colors = map[string]string{
-	"tcpfloor": "#9e9e9e", "epollfloor": "#616161", "weir": "#1565c0", "weir2": "#64b5f6", "nginx": "#2e7d32",
+	"tcpfloor": "#9e9e9e", "epollfloor": "#616161", "looproxy": "#00838f", "weir": "#1565c0", "weir2": "#64b5f6", "nginx": "#2e7d32",
 	"haproxy": "#c62828", "h2o": "#f9a825", "caddy": "#6a1b9a",
 }
 
