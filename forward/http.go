@@ -385,11 +385,17 @@ func (s *Server) newGroup(dest string, src netip.Addr) *upstream.Group {
 	}
 }
 
-// bodyPacer slows plain HTTP response bodies to the user's rate
-// (UserLimits.BytesPerSecond). It is in the chain only when a rate is
-// set, since a body filter makes the engine send bodies chunked to
-// HTTP/1.1 clients.
+// bodyPacer slows plain HTTP request and response bodies to the user's
+// rate (UserLimits.BytesPerSecond), each direction on its own bucket. It
+// is in the chain only when a rate is set, since a response body filter
+// makes the engine send bodies chunked to HTTP/1.1 clients.
 type bodyPacer struct{ srv *Server }
+
+// RequestBodyFilter implements proxy.RequestBodyFilter.
+func (p bodyPacer) RequestBodyFilter(s *proxy.Session, chunk []byte, _ bool) error {
+	u, _ := s.Value(slotKey{}).(*userState)
+	return waitN(p.srv.ctx, u.limiter(true), len(chunk))
+}
 
 // ResponseBodyFilter implements proxy.ResponseBodyFilter.
 func (p bodyPacer) ResponseBodyFilter(s *proxy.Session, chunk []byte, _ bool) ([]byte, error) {

@@ -2,6 +2,8 @@ package forward
 
 import (
 	"bufio"
+	"bytes"
+	"crypto/sha256"
 	"errors"
 	"fmt"
 	"io"
@@ -372,5 +374,50 @@ func TestUserRateUDP(t *testing.T) {
 	waitFor(t, 5*time.Second, "the association to end", func() bool { return p.Usage()[""].Associations == 1 })
 	if u := p.Usage()[""]; u.BytesIn != 40000 {
 		t.Errorf("%d bytes sent to the destination, want the one datagram the bucket held (40000)", u.BytesIn)
+	}
+}
+
+// TestUserRatePlainUpload: plain http:// request bodies are slowed to the
+// user's rate too, with a Content-Length and chunked, and arrive whole.
+// At 256 KiB/s with a 64 KiB bucket, 512 KiB takes at least 1.75 s.
+func TestUserRatePlainUpload(t *testing.T) {
+	const rateBPS, size = 256 << 10, 512 << 10
+	const minTime = 1750 * time.Millisecond
+	got := make(chan string, 2)
+	origin := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		sum := sha256.New()
+		n, err := io.Copy(sum, r.Body)
+		got <- fmt.Sprintf("%d %x %v %v", n, sum.Sum(nil)[:4], r.TransferEncoding, err)
+		w.WriteHeader(204)
+	}))
+	t.Cleanup(origin.Close)
+	p := startProxy(t, Options{
+		Auth:       usersFile(t, "carol:pw"),
+		Policy:     egress.PolicyConfig{AllowPrivate: true},
+		UserLimits: UserLimits{BytesPerSecond: rateBPS},
+	})
+	body := bytes.Repeat([]byte("upload "), size/7+1)[:size]
+	sum := sha256.Sum256(body)
+	c := proxyClient(t, p.addr, "carol", "pw", nil)
+	for _, chunked := range []bool{false, true} {
+		var r io.Reader = bytes.NewReader(body)
+		if chunked {
+			r = io.MultiReader(r) // no length known: the client sends it chunked
+		}
+		start := time.Now()
+		resp, err := c.Post(origin.URL+"/up", "application/octet-stream", r)
+		if err != nil {
+			t.Fatalf("chunked %v: %v", chunked, err)
+		}
+		resp.Body.Close()
+		d := time.Since(start)
+		want := fmt.Sprintf("%d %x [] <nil>", size, sum[:4])
+		if chunked {
+			want = fmt.Sprintf("%d %x [chunked] <nil>", size, sum[:4])
+		}
+		if o := <-got; resp.StatusCode != 204 || o != want || d < minTime {
+			t.Errorf("chunked %v: status %d, origin saw %q (want %q), in %v (want at least %v)", chunked, resp.StatusCode, o, want, d, minTime)
+		}
+		t.Logf("chunked %v: 512 KiB up in %v", chunked, d.Round(time.Millisecond))
 	}
 }

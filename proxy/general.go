@@ -63,7 +63,9 @@ type bodyReader struct {
 	n      int64
 	closed bool
 	eof    atomic.Bool
-	err    error // the client-side error that ended the body, if any
+	err    error // the client-side or filter error that ended the body, if any
+	// filter runs the request body filters (nil: there are none).
+	filter func(p []byte, end bool) error
 }
 
 func (b *bodyReader) Read(p []byte) (int, error) {
@@ -85,6 +87,13 @@ func (b *bodyReader) Read(p []byte) (int, error) {
 		b.eof.Store(true)
 	} else if err != nil {
 		b.err = &ClientError{err}
+		return n, err
+	}
+	if b.filter != nil {
+		if ferr := b.filter(p[:n], err == io.EOF); ferr != nil {
+			b.err = ferr
+			return 0, ferr
+		}
 	}
 	return n, err
 }
@@ -226,6 +235,9 @@ func proxyStream(h *Handler, s *Session, ds downstream) {
 		return
 	}
 	body := &bodyReader{ds: ds, max: h.Limits.MaxBodyBytes}
+	if hasRequestBodyFilter(h, s) {
+		body.filter = func(p []byte, end bool) error { return filterRequestBody(h, s, p, end) }
+	}
 	defer func() {
 		body.Close()
 		s.BytesIn = body.n
@@ -280,8 +292,12 @@ func proxyStream(h *Handler, s *Session, ds downstream) {
 				continue
 			}
 		case failed:
+			// A client's failure, and an answer Weir chose (a filter's
+			// refusal, a body too large, a gRPC call past its deadline),
+			// are not the peer's.
 			var ce *ClientError
-			if !errors.As(s.Err, &ce) && !errors.Is(s.Err, errTooLarge) && s.Err != errGRPCDeadline {
+			var se *StatusError
+			if !errors.As(s.Err, &ce) && !errors.As(s.Err, &se) {
 				peerFailed(h, s, g, p)
 			}
 		}

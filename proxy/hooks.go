@@ -19,7 +19,7 @@ import (
 //	      ├─ build upstream request: hop-by-hop removed, X-Forwarded-*, Via, Host
 //	      ├─ UpstreamRequestFilter (route chain, then handler chain)
 //	      ├─ pick peer (balancer) → pooled conn or dial ─ retry on another peer
-//	      ├─ write head, stream request body
+//	      ├─ write head, stream request body through RequestBodyFilter
 //	      ├─ read response head ─ timeout → 504, bad → 502
 //	      ├─ ResponseFilter     (route chain, then handler chain)
 //	      ├─ write head, stream response body through ResponseBodyFilter
@@ -57,6 +57,21 @@ type ResponseBodyFilter interface {
 	ResponseBodyFilter(s *Session, chunk []byte, end bool) ([]byte, error)
 }
 
+// RequestBodyFilter sees each piece of the request body on its way to
+// the upstream (route chain, then handler chain), with end set on the
+// last call. It may read the bytes, change them in place, or wait (to
+// pace an upload); it cannot add or remove bytes, so the body keeps the
+// framing the client gave it (Content-Length or chunked) and cannot be
+// made to smuggle a second request. An error ends the exchange: a
+// *StatusError answers with its status, any other error with 500, and
+// neither counts against the peer. A body of up to 8 KiB that arrived
+// with its head is filtered once, before the first attempt, and sent as
+// filtered on a retry; a Content-Length body of 16 KiB or more is not
+// spliced when a request body filter is in the chain.
+type RequestBodyFilter interface {
+	RequestBodyFilter(s *Session, chunk []byte, end bool) error
+}
+
 // Logger runs once per request after the response ended, successful or not.
 type Logger interface {
 	Log(s *Session)
@@ -79,6 +94,7 @@ type Chain struct {
 	request  []RequestFilter
 	upstream []UpstreamRequestFilter
 	response []ResponseFilter
+	reqBody  []RequestBodyFilter
 	body     []ResponseBodyFilter
 	log      []Logger
 }
@@ -100,6 +116,9 @@ func NewChain(filters ...any) (*Chain, error) {
 		}
 		if h, ok := f.(ResponseFilter); ok {
 			c.response, any = append(c.response, h), true
+		}
+		if h, ok := f.(RequestBodyFilter); ok {
+			c.reqBody, any = append(c.reqBody, h), true
 		}
 		if h, ok := f.(ResponseBodyFilter); ok {
 			c.body, any = append(c.body, h), true
@@ -182,6 +201,37 @@ func (c *Chain) runLog(s *Session) {
 }
 
 func (c *Chain) hasBody() bool { return c != nil && len(c.body) > 0 }
+
+func (c *Chain) hasReqBody() bool { return c != nil && len(c.reqBody) > 0 }
+
+// filterRequestBody runs the request body filters of the route chain,
+// then of the handler chain. An error comes back as a *StatusError (500
+// for a filter's plain error), which the engine answers and does not hold
+// against the peer.
+func filterRequestBody(h *Handler, s *Session, chunk []byte, end bool) error {
+	for _, c := range [2]*Chain{s.Route.Chain, h.Chain} {
+		if c == nil {
+			continue
+		}
+		for _, f := range c.reqBody {
+			if err := f.RequestBodyFilter(s, chunk, end); err != nil {
+				var se *StatusError
+				if errors.As(err, &se) {
+					return se
+				}
+				h.ErrorLog.Warn("request body filter failed", "client", s.Client, "err", err)
+				return &StatusError{Status: 500}
+			}
+		}
+	}
+	return nil
+}
+
+// hasRequestBodyFilter reports whether a request body filter applies to
+// s (its route chain or the handler chain has one).
+func hasRequestBodyFilter(h *Handler, s *Session) bool {
+	return s.Route.Chain.hasReqBody() || h.Chain.hasReqBody()
+}
 
 // ErrorPhase names where an error in Session.Err came from, for metrics
 // and logs: "connect", "write request", "write body", "read response",

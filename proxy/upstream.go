@@ -77,6 +77,13 @@ func (c *conn) proxy(h *Handler, s *Session) {
 	inline := !req.Chunked && req.ContentLength > 0 && req.ContentLength <= inlineBody &&
 		int64(c.in.Buffered()) >= req.ContentLength && !c.expect100
 	replayable := (req.ContentLength == 0 && !req.Chunked) || inline
+	if inline && hasRequestBodyFilter(h, s) {
+		// Filtered once; a retry sends the same, filtered bytes.
+		if err := filterRequestBody(h, s, c.in.Unread()[:req.ContentLength], true); err != nil {
+			c.fail(h, err)
+			return
+		}
+	}
 	var tried uint64
 	stale := 0
 	for {
@@ -523,10 +530,11 @@ func (c *conn) sendBody(h *Handler, s *Session, up *upstream.Conn, idle time.Dur
 		}
 	}
 	max := h.Limits.MaxBodyBytes
+	filter := hasRequestBodyFilter(h, s)
 	if !req.Chunked {
 		left := req.ContentLength
 		for left > 0 {
-			if c.in.Buffered() == 0 && left >= spliceMin {
+			if c.in.Buffered() == 0 && left >= spliceMin && !filter {
 				return c.spliceRequestBody(h, s, up, idle, left)
 			}
 			if c.in.Buffered() == 0 {
@@ -537,6 +545,11 @@ func (c *conn) sendBody(h *Handler, s *Session, up *upstream.Conn, idle time.Dur
 			p := c.in.Unread()
 			if int64(len(p)) > left {
 				p = p[:left]
+			}
+			if filter {
+				if err := filterRequestBody(h, s, p, int64(len(p)) == left); err != nil {
+					return &ClientError{err}
+				}
 			}
 			if err := c.bodyWriteDeadline(up, idle); err != nil {
 				return err
@@ -563,6 +576,11 @@ func (c *conn) sendBody(h *Handler, s *Session, up *upstream.Conn, idle time.Dur
 			if max > 0 && s.BytesIn > max {
 				return &ClientError{errTooLarge}
 			}
+			if filter {
+				if err := filterRequestBody(h, s, data, false); err != nil {
+					return &ClientError{err}
+				}
+			}
 			c.up = http1.AppendChunkHeader(c.up[:0], len(data))
 			if err := c.bodyWriteDeadline(up, idle); err != nil {
 				return err
@@ -577,6 +595,11 @@ func (c *conn) sendBody(h *Handler, s *Session, up *upstream.Conn, idle time.Dur
 			if err := c.readClient(h); err != nil {
 				return &ClientError{err}
 			}
+		}
+	}
+	if filter {
+		if err := filterRequestBody(h, s, nil, true); err != nil {
+			return &ClientError{err}
 		}
 	}
 	c.up = http1.AppendLastChunk(c.up[:0], c.reqDec.Trailer())

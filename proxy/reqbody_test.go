@@ -1,0 +1,126 @@
+package proxy
+
+import (
+	"bytes"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/weirproxy/weir/upstream"
+)
+
+// upperBody upper-cases request bodies in place, counts what it saw and
+// how often it was told the body ended, and refuses a body that
+// contains "forbidden" with 403 (a refusal must not count against the
+// peer).
+type upperBody struct {
+	mu        sync.Mutex
+	seen, end int
+}
+
+func (f *upperBody) RequestBodyFilter(s *Session, chunk []byte, end bool) error {
+	f.mu.Lock()
+	f.seen += len(chunk)
+	if end {
+		f.end++
+	}
+	f.mu.Unlock()
+	if bytes.Contains(chunk, []byte("forbidden")) {
+		return Reject(403, "body refused by a filter")
+	}
+	copy(chunk, bytes.ToUpper(chunk))
+	return nil
+}
+
+func (f *upperBody) take() (seen, end int) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	seen, end, f.seen, f.end = f.seen, f.end, 0, 0
+	return seen, end
+}
+
+// TestRequestBodyFilter: a request body filter sees every byte once and
+// the end once, over every way a body can come (small and buffered with
+// its head, large and streamed, chunked, HTTP/2), its changes reach the
+// peer with the client's framing, and its refusal is answered without
+// ejecting the peer.
+func TestRequestBodyFilter(t *testing.T) {
+	f := &upperBody{}
+	for _, proto := range []upstream.Proto{upstream.ProtoHTTP1, upstream.ProtoH2} {
+		// An echo that reads the whole body first (net/http's HTTP/1.1
+		// server may drop the rest of a body once its answer has begun).
+		origin := serveOrigin(t, proto == upstream.ProtoH2, func(w http.ResponseWriter, r *http.Request) {
+			b, _ := io.ReadAll(r.Body)
+			_, _ = w.Write(b)
+		})
+		g := group(t, proto, origin)
+		g.PassiveMaxFails, g.PassiveEjectFor = 1, time.Minute
+		r := &Route{Name: "all", Upstream: g}
+		srv := NewServer(&Handler{Router: RouterFunc(func(*Session) *Route { return r }), Chain: MustChain(f),
+			ErrorLog: slog.New(slog.NewTextHandler(io.Discard, nil))})
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		go srv.ServeListener(ln, &ListenerOptions{H2C: true})
+		t.Cleanup(func() { srv.Shutdown(t.Context()); g.Close() })
+		url := "http://" + ln.Addr().String() + "/echo"
+		for _, c := range []struct {
+			name    string
+			client  *http.Client
+			size    int
+			chunked bool
+		}{
+			{"small, with its head", http.DefaultClient, 100, false},
+			{"large, streamed", http.DefaultClient, 200 << 10, false},
+			{"chunked", http.DefaultClient, 50 << 10, true},
+			{"HTTP/2", h2Client(nil), 70 << 10, false},
+		} {
+			body := strings.Repeat("abcdefgh", c.size/8)
+			var rd io.Reader = strings.NewReader(body)
+			if c.chunked {
+				rd = io.MultiReader(rd)
+			}
+			resp, err := c.client.Post(url, "text/plain", rd)
+			if err != nil {
+				t.Fatalf("%v, %s: %v", proto, c.name, err)
+			}
+			got, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode != 200 || string(got) != strings.ToUpper(body) {
+				t.Fatalf("%v, %s: status %d, %d bytes back, upper-cased: %v", proto, c.name, resp.StatusCode, len(got), string(got) == strings.ToUpper(body))
+			}
+			if seen, end := f.take(); seen != len(body) || end != 1 {
+				t.Fatalf("%v, %s: the filter saw %d bytes and %d ends, want %d and 1", proto, c.name, seen, end, len(body))
+			}
+		}
+		for _, size := range []int{100, 100 << 10} {
+			body := strings.Repeat("x", size-9) + "forbidden"
+			resp, err := http.Post(url, "text/plain", strings.NewReader(body))
+			if err != nil {
+				t.Fatal(err)
+			}
+			msg, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode != 403 || !strings.Contains(string(msg), "refused by a filter") {
+				t.Fatalf("%v, refused %d-byte body: %d %q", proto, size, resp.StatusCode, msg)
+			}
+			f.take()
+			// The refusal was not the peer's failure: with max_fails 1 it
+			// would otherwise be ejected and the next request get 503.
+			resp, err = http.Get(url)
+			if err != nil {
+				t.Fatal(err)
+			}
+			resp.Body.Close()
+			if resp.StatusCode != 200 {
+				t.Fatalf("%v, after a refused body: %d (peer ejected?)", proto, resp.StatusCode)
+			}
+		}
+	}
+}
