@@ -549,8 +549,9 @@ func (s *Server) Serve(ctx context.Context) error {
 	}
 	lns, fps := s.listeners, s.forward
 	var metricsPath string
+	var pprofOn bool
 	if s.metrics != nil {
-		metricsPath = s.cfg.Metrics.Path
+		metricsPath, pprofOn = s.cfg.Metrics.Path, s.cfg.Metrics.Pprof
 	}
 	s.mu.Unlock()
 	for _, l := range lns {
@@ -580,7 +581,7 @@ func (s *Server) Serve(ctx context.Context) error {
 	}
 	s.serveForward(fps)
 	if s.metrics != nil {
-		s.log.Info("serving metrics", "address", s.metrics.endpoint.Addr().String(), "path", metricsPath)
+		s.log.Info("serving metrics", "address", s.metrics.endpoint.Addr().String(), "path", metricsPath, "pprof", pprofOn)
 		go func() {
 			if err := s.metrics.endpoint.Serve(); err != nil {
 				s.serveErr <- fmt.Errorf("metrics: %w", err)

@@ -46,6 +46,9 @@ func (m *metricsState) listen(c *config.Metrics, fps []*forwardProxy, log *slog.
 	if err != nil {
 		return err
 	}
+	if c.Pprof {
+		e.ServePprof()
+	}
 	m.endpoint = e
 	return nil
 }

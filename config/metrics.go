@@ -25,6 +25,10 @@ type Metrics struct {
 	// series of their own, those with the most bytes first (key
 	// max_forward_users; default DefaultMaxForwardUsers).
 	MaxForwardUsers int
+
+	// Pprof also serves Go's profiler under /debug/pprof/ on the same
+	// address (key pprof; default false).
+	Pprof bool
 }
 
 // Defaults of the metrics section.
@@ -37,7 +41,7 @@ const (
 // address, for checkMetricsAddress.
 func (d *decoder) metrics(e entry) (*Metrics, *yaml.Node) {
 	m := &Metrics{Path: DefaultMetricsPath, MaxForwardUsers: DefaultMaxForwardUsers}
-	var addrAt *yaml.Node
+	var addrAt, pprofAt *yaml.Node
 	f := d.mapping(e.v, "metrics", "in metrics", fields{
 		"address": func(e entry) {
 			s, ok := d.str(e.v, "metrics.address")
@@ -68,9 +72,17 @@ func (d *decoder) metrics(e entry) (*Metrics, *yaml.Node) {
 		"max_forward_users": func(e entry) {
 			d.intField(e.v, "metrics.max_forward_users", 1, math.MaxInt, &m.MaxForwardUsers)
 		},
+		"pprof": func(e entry) {
+			if d.boolean(e.v, "metrics.pprof", &m.Pprof) {
+				pprofAt = e.v
+			}
+		},
 	})
 	if e.v.Kind != yaml.MappingNode && !isNull(e.v) {
 		return nil, nil // already reported
+	}
+	if m.Pprof && strings.HasPrefix(m.Path, "/debug/pprof") {
+		d.errorf(pprofAt, "metrics.path %q is where pprof: true serves the profiler (/debug/pprof/); move the metrics elsewhere", clip(m.Path))
 	}
 	if _, ok := f["address"]; !ok {
 		d.errorf(e.k, "metrics needs an address, like metrics: {address: \"127.0.0.1:9090\"}; leave the key out to turn metrics off")

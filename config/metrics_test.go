@@ -21,8 +21,8 @@ func TestMetricsConfigDefaults(t *testing.T) {
 	if !reflect.DeepEqual(cfg.Metrics, want) {
 		t.Errorf("Metrics = %+v, want %+v", cfg.Metrics, want)
 	}
-	cfg = mustParse(t, listener+"metrics:\n  address: \":9100\"\n  path: /internal/metrics\n  max_forward_users: 50\n")
-	want = &Metrics{Address: ":9100", Path: "/internal/metrics", MaxForwardUsers: 50}
+	cfg = mustParse(t, listener+"metrics:\n  address: \":9100\"\n  path: /internal/metrics\n  max_forward_users: 50\n  pprof: true\n")
+	want = &Metrics{Address: ":9100", Path: "/internal/metrics", MaxForwardUsers: 50, Pprof: true}
 	if !reflect.DeepEqual(cfg.Metrics, want) {
 		t.Errorf("Metrics = %+v, want %+v", cfg.Metrics, want)
 	}
@@ -58,6 +58,10 @@ func TestMetricsConfigErrors(t *testing.T) {
 			`f.yaml:3:35: invalid metrics.path "metrics": paths start with "/"`}},
 		{"path wildcard", listener + "metrics: {address: \":9090\", path: \"/{x}\"}\n", []string{
 			`f.yaml:3:35: invalid metrics.path "/{x}": paths may not contain { or } (percent-encode them)`}},
+		{"pprof not a bool", listener + "metrics: {address: \":9090\", pprof: yes please}\n", []string{
+			`f.yaml:3:36: expected true or false for metrics.pprof, got a string ("yes please")`}},
+		{"path under pprof", listener + "metrics: {address: \":9090\", path: /debug/pprof/m, pprof: true}\n", []string{
+			`f.yaml:3:58: metrics.path "/debug/pprof/m" is where pprof: true serves the profiler (/debug/pprof/); move the metrics elsewhere`}},
 		{"max users", listener + "metrics: {address: \":9090\", max_forward_users: 0}\n", []string{
 			`f.yaml:3:48: metrics.max_forward_users must be at least 1, got 0`}},
 		{"unknown key", listener + "metrics: {address: \":9090\", adress: x}\n", []string{

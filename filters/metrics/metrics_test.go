@@ -383,3 +383,39 @@ func TestMetricsLogDoesNotAllocate(t *testing.T) {
 		t.Errorf("Log allocates %v times per request, want 0", n)
 	}
 }
+
+// TestMetricsEndpointPprof: the profiler is served only when asked for,
+// next to the metrics.
+func TestMetricsEndpointPprof(t *testing.T) {
+	reg := NewRegistry("v9.9.9")
+	for _, on := range []bool{false, true} {
+		e, err := Listen("127.0.0.1:0", "", reg, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if on {
+			e.ServePprof()
+		}
+		go e.Serve()
+		base := "http://" + e.Addr().String()
+		want := map[string]int{"/metrics": 200, "/debug/pprof/": 404, "/debug/pprof/heap?debug=1": 404, "/debug/pprof/profile?seconds=1": 404}
+		if on {
+			want = map[string]int{"/metrics": 200, "/debug/pprof/": 200, "/debug/pprof/heap?debug=1": 200, "/debug/pprof/profile?seconds=1": 200}
+		}
+		for path, code := range want {
+			resp, err := http.Get(base + path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			body, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode != code {
+				t.Errorf("pprof %v: GET %s: %d, want %d", on, path, resp.StatusCode, code)
+			}
+			if on && path == "/debug/pprof/heap?debug=1" && !strings.Contains(string(body), "heap profile") {
+				t.Errorf("GET %s: not a heap profile: %.80q", path, body)
+			}
+		}
+		_ = e.Close()
+	}
+}
