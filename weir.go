@@ -23,8 +23,6 @@ import (
 	"sync"
 	"time"
 
-	"golang.org/x/net/netutil"
-
 	"github.com/weirproxy/weir/config"
 	"github.com/weirproxy/weir/filters/accesslog"
 	"github.com/weirproxy/weir/filters/headers"
@@ -449,9 +447,7 @@ func (s *Server) listen(lc *net.ListenConfig, c *config.Listener) (_ *listener, 
 		}
 		l.opts.AltSvc = `h3=":` + port + `"; ma=86400`
 	}
-	if s.cfg.Limits.MaxConnections > 0 {
-		l.ln = netutil.LimitListener(l.ln, s.cfg.Limits.MaxConnections)
-	}
+	l.opts.MaxConns = s.cfg.Limits.MaxConnections
 	return l, nil
 }
 

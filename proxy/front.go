@@ -42,6 +42,12 @@ type ListenerOptions struct {
 	// the handshake and returns the wrapper plus a function that reports
 	// the fingerprints once the handshake is done (see package tlsfp).
 	Fingerprint func(net.Conn) (net.Conn, func() (ja3, ja4 string))
+	// MaxConns bounds the client connections open at once on this
+	// listener (0: no bound); further connections wait in the kernel's
+	// backlog until one closes. Unlike a wrapping listener (such as
+	// netutil.LimitListener), it leaves the accepted *net.TCPConn as it
+	// is, so splice and the buffer-free idle wait still apply.
+	MaxConns int
 }
 
 // H2Limits bound one HTTP/2 client connection. The glitch budget answers
@@ -90,6 +96,8 @@ func (l *H2Limits) fill() {
 // listenerState is what one listener's connections share.
 type listenerState struct {
 	opts ListenerOptions
+	// slots holds one token per open connection when opts.MaxConns > 0.
+	slots chan struct{}
 	// h2 and base are the HTTP/2 server and the http.Server it is bound
 	// to: shutting base down sends GOAWAY on every HTTP/2 connection.
 	h2   *http2.Server
@@ -100,6 +108,9 @@ func newListenerState(o *ListenerOptions, errLog *slog.Logger) *listenerState {
 	ls := &listenerState{}
 	if o != nil {
 		ls.opts = *o
+	}
+	if ls.opts.MaxConns > 0 {
+		ls.slots = make(chan struct{}, ls.opts.MaxConns)
 	}
 	l := &ls.opts.H2
 	l.fill()

@@ -274,3 +274,63 @@ func TestBodiesAroundSpliceThreshold(t *testing.T) {
 		}
 	}
 }
+
+// TestMaxConns: at ListenerOptions.MaxConns, a further connection waits
+// (in the backlog) until one closes, and the connections served keep
+// their *net.TCPConn, so splice and the buffer-free idle wait still
+// apply (netutil.LimitListener's wrapper hid both).
+func TestMaxConns(t *testing.T) {
+	origin := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "ok") }))
+	defer origin.Close()
+	g := group(t, upstream.ProtoHTTP1, origin.Listener.Addr().String())
+	addr, srv := startFront(t, &ListenerOptions{MaxConns: 2}, g)
+	get := func(c net.Conn, br *bufio.Reader, wait time.Duration) error {
+		_ = c.SetDeadline(time.Now().Add(wait))
+		if _, err := io.WriteString(c, "GET / HTTP/1.1\r\nHost: a\r\n\r\n"); err != nil {
+			return err
+		}
+		resp, err := http.ReadResponse(br, nil)
+		if err != nil {
+			return err
+		}
+		_, err = io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		return err
+	}
+	var conns []net.Conn
+	var readers []*bufio.Reader
+	for i := range 3 {
+		c, err := net.Dial("tcp", addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		conns, readers = append(conns, c), append(readers, bufio.NewReader(c))
+		if i < 2 {
+			if err := get(c, readers[i], 5*time.Second); err != nil {
+				t.Fatalf("connection %d: %v", i, err)
+			}
+		}
+	}
+	// The third waits: a bounded check that no answer comes meanwhile.
+	if err := get(conns[2], readers[2], 300*time.Millisecond); !isTimeout(err) {
+		t.Fatalf("third connection at MaxConns 2: %v, want no answer yet", err)
+	}
+	srv.mu.Lock()
+	for c := range srv.conns {
+		if _, ok := c.nc.(*net.TCPConn); !ok || c.raw == nil {
+			t.Errorf("served connection is %T (raw idle wait: %v), want *net.TCPConn with it", c.nc, c.raw != nil)
+		}
+	}
+	srv.mu.Unlock()
+	conns[0].Close()
+	_ = conns[2].SetDeadline(time.Now().Add(5 * time.Second))
+	resp, err := http.ReadResponse(readers[2], nil)
+	if err != nil {
+		t.Fatalf("third connection once the first closed: %v", err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 200 {
+		t.Fatalf("third connection: %d", resp.StatusCode)
+	}
+}

@@ -179,8 +179,14 @@ func (s *Server) ServeListener(ln net.Listener, o *ListenerOptions) error {
 	}()
 	var backoff time.Duration
 	for {
+		if ls.slots != nil {
+			// At MaxConns, wait for a connection to close before taking
+			// the next one from the backlog.
+			ls.slots <- struct{}{}
+		}
 		nc, err := ln.Accept()
 		if err != nil {
+			ls.release()
 			if s.draining.Load() {
 				return ErrServerClosed
 			}
@@ -201,6 +207,7 @@ func (s *Server) ServeListener(ln net.Listener, o *ListenerOptions) error {
 		if s.draining.Load() {
 			s.mu.Unlock()
 			nc.Close()
+			ls.release()
 			return ErrServerClosed
 		}
 		s.conns[c] = struct{}{}
@@ -214,7 +221,16 @@ func (s *Server) forget(c *conn) {
 	s.mu.Lock()
 	delete(s.conns, c)
 	s.mu.Unlock()
+	c.ls.release()
 	s.connWG.Done()
+}
+
+// release gives back the slot of a connection that closed (or of an
+// accept that failed), when the listener bounds its connections.
+func (ls *listenerState) release() {
+	if ls.slots != nil {
+		<-ls.slots
+	}
 }
 
 // Shutdown drains: listeners close, idle connections close, and requests in
