@@ -6,13 +6,13 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/weirproxy/weir"
+	"github.com/weirproxy/weir/internal/testorigin"
 )
 
 // seenRequest is what echoOrigin reports about a request it received.
@@ -164,45 +164,6 @@ func doSeen(t testing.TB, req *http.Request) seenRequest {
 	return decodeSeen(t, body)
 }
 
-// rawOrigin is a TCP origin that answers every request head it reads with
-// the fixed bytes resp, keeping the connection open.
-func rawOrigin(t testing.TB, resp string) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { ln.Close() })
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			go func() {
-				defer c.Close()
-				br := bufio.NewReader(c)
-				for {
-					// Bodiless requests only: read the head to its blank line.
-					for {
-						line, err := br.ReadString('\n')
-						if err != nil {
-							return
-						}
-						if line == "\r\n" {
-							break
-						}
-					}
-					if _, err := io.WriteString(c, resp); err != nil {
-						return
-					}
-				}
-			}()
-		}
-	}()
-	return ln.Addr().String()
-}
-
 // TestHopByHopHeadersStripped: headers that describe one connection stop
 // at Weir in both directions.
 func TestHopByHopHeadersStripped(t *testing.T) {
@@ -241,14 +202,14 @@ func TestHopByHopHeadersStripped(t *testing.T) {
 	})
 	t.Run("response", func(t *testing.T) {
 		t.Parallel()
-		addr := rawOrigin(t, "HTTP/1.1 200 OK\r\n"+
+		addr := testorigin.Fixed(t, []byte("HTTP/1.1 200 OK\r\n"+
 			"Content-Length: 2\r\n"+
 			"Connection: keep-alive, X-Origin-Secret\r\n"+
 			"Keep-Alive: timeout=5, max=100\r\n"+
 			"Proxy-Connection: keep-alive\r\n"+
 			"Upgrade: h2c\r\n"+
 			"X-Origin-Secret: internal\r\n"+
-			"X-Kept: yes\r\n\r\nok")
+			"X-Kept: yes\r\n\r\nok"))
 		p := startWeir(t, fmt.Sprintf("routes:\n  - upstream: app\nupstreams:\n  app:\n    peers: [\"http://%s\"]\n", addr), weir.Options{})
 		c := newClient(t)
 		for i := range 2 { // the second one over a pooled upstream connection

@@ -16,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/weirproxy/weir/internal/testorigin"
 	"github.com/weirproxy/weir/upstream"
 )
 
@@ -79,84 +80,25 @@ func TestProxySimpleGet(t *testing.T) {
 	}
 }
 
-// rawOrigin answers every request on a connection with a fixed response,
-// reading requests with a fixed buffer (requests must arrive whole).
-func rawOrigin(tb testing.TB, resp []byte) string {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		tb.Fatal(err)
-	}
-	tb.Cleanup(func() { ln.Close() })
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			go func() {
-				defer c.Close()
-				buf := make([]byte, 16<<10)
-				for {
-					n, err := c.Read(buf)
-					if err != nil {
-						return
-					}
-					if !bytes.HasSuffix(buf[:n], []byte("\r\n\r\n")) {
-						continue
-					}
-					if _, err := c.Write(resp); err != nil {
-						return
-					}
-				}
-			}()
-		}
-	}()
-	return ln.Addr().String()
-}
-
 // BenchmarkProxyKeepAlive measures one keep-alive request through the
 // engine: client → Weir → origin and back, over loopback TCP. Its allocs/op
 // is the engine's steady-state allocation count per request.
 func BenchmarkProxyKeepAlive(b *testing.B) {
-	origin := rawOrigin(b, []byte("HTTP/1.1 200 OK\r\nContent-Length: 12\r\nContent-Type: text/plain\r\n\r\nhello world\n"))
+	origin := testorigin.Fixed(b, []byte("HTTP/1.1 200 OK\r\nContent-Length: 12\r\nContent-Type: text/plain\r\n\r\nhello world\n"))
 	addr, _ := testProxy(b, &Handler{Limits: Limits{MaxRequestsPerConn: 1 << 30}}, origin)
-	c, err := net.Dial("tcp", addr)
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer c.Close()
-	req := []byte("GET /bench HTTP/1.1\r\nHost: bench.local\r\nUser-Agent: bench\r\nAccept: */*\r\n\r\n")
-	br := bufio.NewReaderSize(c, 4096)
-	buf := make([]byte, 4096)
-	roundTrip := func() {
-		if _, err := c.Write(req); err != nil {
-			b.Fatal(err)
-		}
-		// Read until the 12-byte body after the head.
-		n := 0
-		for {
-			m, err := br.Read(buf[n:])
-			if err != nil {
-				b.Fatal(err)
-			}
-			n += m
-			if i := bytes.Index(buf[:n], []byte("\r\n\r\n")); i >= 0 && n >= i+4+12 {
-				return
-			}
-		}
-	}
+	k := testorigin.DialKeepAlive(b, addr, []byte("GET /bench HTTP/1.1\r\nHost: bench.local\r\nUser-Agent: bench\r\nAccept: */*\r\n\r\n"), 12)
 	for range 100 {
-		roundTrip()
+		k.RoundTrip()
 	}
 	b.ReportAllocs()
 	b.ResetTimer()
 	for range b.N {
-		roundTrip()
+		k.RoundTrip()
 	}
 }
 
 func TestBadRequestCloses(t *testing.T) {
-	origin := rawOrigin(t, []byte("HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n"))
+	origin := testorigin.Fixed(t, []byte("HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n"))
 	addr, _ := testProxy(t, nil, origin)
 	c, err := net.Dial("tcp", addr)
 	if err != nil {

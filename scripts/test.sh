@@ -65,6 +65,20 @@ done
 step "benchmark smoke"
 go test -run='^$' -bench=. -benchtime=200x ./... >/tmp/weir-bench-smoke.txt
 grep -E '^Benchmark' /tmp/weir-bench-smoke.txt
+# The HTTP/1.1 proxy path allocates nothing per request in steady state,
+# the engine alone and with the built-in filters of a typical
+# configuration: a regression fails here.
+for b in BenchmarkProxyKeepAlive BenchmarkConfiguredProxy; do
+	line=$(grep -E "^$b(-[0-9]+)?[[:space:]]" /tmp/weir-bench-smoke.txt || true)
+	if [ -z "$line" ]; then
+		echo "benchmark smoke: $b did not run" >&2
+		exit 1
+	fi
+	if ! grep -qE '[[:space:]]0 allocs/op' <<<"$line"; then
+		echo "benchmark smoke: $b allocates per request: $line" >&2
+		exit 1
+	fi
+done
 if [ -x bench/smoke.sh ]; then bench/smoke.sh; fi
 
 step "all checks passed"
