@@ -5,18 +5,17 @@ import (
 	"crypto/x509"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/weirproxy/weir/internal/testcert"
+	"github.com/weirproxy/weir/internal/testorigin"
 	"github.com/weirproxy/weir/internal/testutil"
 )
 
@@ -36,36 +35,6 @@ func proxyCertFiles(t *testing.T) (certPath, keyPath string, pool *x509.CertPool
 	return certPath, keyPath, pool
 }
 
-// tcpEchoServer echoes every TCP connection on 127.0.0.1, and closes its
-// write half when the client closes its own.
-func tcpEchoServer(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	var wg sync.WaitGroup
-	wg.Go(func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			wg.Go(func() {
-				defer c.Close()
-				_ = c.SetDeadline(time.Now().Add(30 * time.Second))
-				_, _ = io.Copy(c, c)
-				_ = c.(*net.TCPConn).CloseWrite()
-			})
-		}
-	})
-	t.Cleanup(func() {
-		ln.Close()
-		wg.Wait()
-	})
-	return ln.Addr().String()
-}
-
 // TestForwardProxyHTTPS: `weir forward-proxy --tls-cert --tls-key` is an
 // HTTPS proxy for curl (absolute-form and CONNECT, with and without
 // credentials) and for a Go HTTP/2 client tunnelling with HTTP/2
@@ -79,7 +48,7 @@ func TestForwardProxyHTTPS(t *testing.T) {
 	}))
 	t.Cleanup(tlsOrigin.Close)
 	tlsAddr := tlsOrigin.Listener.Addr().String()
-	echo := tcpEchoServer(t)
+	echo := testorigin.Echo(t)
 	ports := strconv.Itoa(int(portOf(t, tlsAddr))) + "," + strconv.Itoa(int(portOf(t, echo))) + "," + strconv.Itoa(int(portOf(t, o.addr())))
 	p := testutil.StartProcess(t, func(addr string) []string {
 		return []string{weirBin, "forward-proxy", "--listen", addr, "--tls-cert", certPath, "--tls-key", keyPath,

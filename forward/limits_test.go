@@ -11,11 +11,11 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/weirproxy/weir/egress"
+	"github.com/weirproxy/weir/internal/testorigin"
 	"github.com/weirproxy/weir/socks5"
 )
 
@@ -72,7 +72,7 @@ func echoOnce(t testing.TB, c net.Conn, msg string) {
 // another user is served, and the user is served again once one of the
 // two ended.
 func TestUserMaxConns(t *testing.T) {
-	echo := tcpEcho(t)
+	echo := testorigin.Echo(t)
 	origin := newEchoOrigin(t, false)
 	p := startProxy(t, Options{
 		Auth:       usersFile(t, "alice:pw", "bob:pw"),
@@ -128,7 +128,7 @@ func TestUserMaxConns(t *testing.T) {
 // TestUserMaxConnsByAddress: without authentication each client address
 // has its own limit.
 func TestUserMaxConnsByAddress(t *testing.T) {
-	echo := tcpEcho(t)
+	echo := testorigin.Echo(t)
 	p := startProxy(t, Options{
 		Policy:     egress.PolicyConfig{AllowPrivate: true, ConnectPorts: []uint16{portOf(t, echo)}},
 		UserLimits: UserLimits{MaxConns: 1},
@@ -143,66 +143,6 @@ func TestUserMaxConnsByAddress(t *testing.T) {
 	if c, resp := connectTunnel(t, p.addr, echo, "", from("127.0.0.2")); c == nil {
 		t.Fatalf("a tunnel from 127.0.0.2: %d", resp.StatusCode)
 	}
-}
-
-// byteSource is a TCP server on 127.0.0.1 that sends n bytes to every
-// client and closes.
-func byteSource(t testing.TB, n int) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	var wg sync.WaitGroup
-	wg.Go(func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			wg.Go(func() {
-				defer c.Close()
-				_ = c.SetDeadline(time.Now().Add(60 * time.Second))
-				_, _ = c.Write(make([]byte, n))
-			})
-		}
-	})
-	t.Cleanup(func() {
-		ln.Close()
-		wg.Wait()
-	})
-	return ln.Addr().String()
-}
-
-// byteSink is a TCP server on 127.0.0.1 that reads n bytes from every
-// client, then answers "ok".
-func byteSink(t testing.TB, n int) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	var wg sync.WaitGroup
-	wg.Go(func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			wg.Go(func() {
-				defer c.Close()
-				_ = c.SetDeadline(time.Now().Add(60 * time.Second))
-				if _, err := io.CopyN(io.Discard, c, int64(n)); err == nil {
-					_, _ = io.WriteString(c, "ok")
-				}
-			})
-		}
-	})
-	t.Cleanup(func() {
-		ln.Close()
-		wg.Wait()
-	})
-	return ln.Addr().String()
 }
 
 // TestUserRate: at 256 KiB/s, 1 MiB takes at least 3 s (the bucket lets
@@ -420,4 +360,22 @@ func TestUserRatePlainUpload(t *testing.T) {
 		}
 		t.Logf("chunked %v: 512 KiB up in %v", chunked, d.Round(time.Millisecond))
 	}
+}
+
+// byteSource is a TCP server on 127.0.0.1 that sends n bytes to every
+// client and closes.
+func byteSource(t testing.TB, n int) string {
+	t.Helper()
+	return testorigin.TCP(t, 60*time.Second, func(c net.Conn) { _, _ = c.Write(make([]byte, n)) })
+}
+
+// byteSink is a TCP server on 127.0.0.1 that reads n bytes from every
+// client, then answers "ok".
+func byteSink(t testing.TB, n int) string {
+	t.Helper()
+	return testorigin.TCP(t, 60*time.Second, func(c net.Conn) {
+		if _, err := io.CopyN(io.Discard, c, int64(n)); err == nil {
+			_, _ = io.WriteString(c, "ok")
+		}
+	})
 }

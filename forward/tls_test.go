@@ -10,12 +10,12 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/weirproxy/weir/egress"
 	"github.com/weirproxy/weir/internal/testcert"
+	"github.com/weirproxy/weir/internal/testorigin"
 )
 
 // proxyTLS returns the proxy's TLS configuration (a certificate for
@@ -29,36 +29,6 @@ func proxyTLS(t testing.TB) (*tls.Config, *x509.CertPool) {
 		t.Fatal(err)
 	}
 	return &tls.Config{Certificates: []tls.Certificate{cert}}, pool
-}
-
-// tcpEcho is a TCP server on 127.0.0.1 that sends back what it reads and
-// closes its write half when the client closes its own.
-func tcpEcho(t testing.TB) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	var wg sync.WaitGroup
-	wg.Go(func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			wg.Go(func() {
-				defer c.Close()
-				_ = c.SetDeadline(time.Now().Add(30 * time.Second))
-				_, _ = io.Copy(c, c)
-				_ = c.(*net.TCPConn).CloseWrite()
-			})
-		}
-	})
-	t.Cleanup(func() {
-		ln.Close()
-		wg.Wait()
-	})
-	return ln.Addr().String()
 }
 
 // h2Client is an HTTP/2-only client of the proxy's TLS port.
@@ -101,7 +71,7 @@ func h2Connect(t testing.TB, c *http.Client, proxyAddr, target string, hdr http.
 // streams) with the same authentication, while SOCKS5 and cleartext
 // HTTP keep working on it.
 func TestHTTPSProxyPort(t *testing.T) {
-	echo := tcpEcho(t)
+	echo := testorigin.Echo(t)
 	origin := newEchoOrigin(t, false)
 	tlsOrigin := newEchoOrigin(t, true)
 	srvTLS, roots := proxyTLS(t)
@@ -218,7 +188,7 @@ func TestTLSNotConfigured(t *testing.T) {
 // TestHTTPSProxyHTTP11Connect: a raw CONNECT inside TLS gets the usual
 // HTTP/1.1 answer and a tunnel.
 func TestHTTPSProxyHTTP11Connect(t *testing.T) {
-	echo := tcpEcho(t)
+	echo := testorigin.Echo(t)
 	srvTLS, roots := proxyTLS(t)
 	p := startProxy(t, Options{TLS: srvTLS, Policy: egress.PolicyConfig{AllowPrivate: true, ConnectPorts: []uint16{portOf(t, echo)}}})
 	tc, err := tls.Dial("tcp", p.addr, &tls.Config{RootCAs: roots, NextProtos: []string{"http/1.1"}})

@@ -1,6 +1,7 @@
-// Package testorigin has the smallest HTTP/1.1 peers and clients the
-// tests and benchmarks of several packages share. It imports only the
-// standard library, so that any package's tests may use it.
+// Package testorigin has the smallest peers and clients the tests and
+// benchmarks of several packages share: a fixed HTTP/1.1 origin, a
+// keep-alive client, raw TCP servers and a DNS server. It imports no
+// Weir package, so that any package's tests may use it.
 package testorigin
 
 import (
