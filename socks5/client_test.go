@@ -9,31 +9,14 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/weirproxy/weir/internal/testorigin"
 )
 
 // startEcho runs a TCP echo server on 127.0.0.1 and returns its address.
 func startEcho(t *testing.T) netip.AddrPort {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	var wg sync.WaitGroup
-	t.Cleanup(func() { ln.Close(); wg.Wait() })
-	wg.Go(func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			wg.Go(func() {
-				defer c.Close()
-				c.SetDeadline(time.Now().Add(10 * time.Second))
-				io.Copy(c, c)
-			})
-		}
-	})
-	return ln.Addr().(*net.TCPAddr).AddrPort()
+	return netip.MustParseAddrPort(testorigin.TCP(t, 10*time.Second, func(c net.Conn) { io.Copy(c, c) }))
 }
 
 // startProxy runs a small CONNECT-only SOCKS5 server on 127.0.0.1 built on
