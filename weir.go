@@ -674,15 +674,23 @@ func (s *Server) Reload(cfg *config.Config) error {
 // that follows limits.max_header_bytes in both: the new limit then
 // applies to HTTP/1.1 at once and to HTTP/2 from the next start.
 func sameListeners(a, b *config.Config) bool {
-	if len(a.Listeners) != len(b.Listeners) {
-		return false
-	}
-	for i := range a.Listeners {
-		x, y := a.Listeners[i], b.Listeners[i]
+	return sameEach(a.Listeners, b.Listeners, func(x, y *config.Listener) {
 		x.Name, y.Name = "", ""
 		if x.HTTP2.MaxHeaderListSize == a.Limits.MaxHeaderBytes && y.HTTP2.MaxHeaderListSize == b.Limits.MaxHeaderBytes {
 			x.HTTP2.MaxHeaderListSize, y.HTTP2.MaxHeaderListSize = 0, 0
 		}
+	})
+}
+
+// sameEach reports whether xs and ys are equal item by item once ignore
+// has cleared, on copies, what may differ between the two.
+func sameEach[T any](xs, ys []T, ignore func(x, y *T)) bool {
+	if len(xs) != len(ys) {
+		return false
+	}
+	for i := range xs {
+		x, y := xs[i], ys[i]
+		ignore(&x, &y)
 		if !reflect.DeepEqual(x, y) {
 			return false
 		}

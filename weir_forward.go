@@ -8,7 +8,6 @@ import (
 	"log/slog"
 	"net"
 	"os"
-	"reflect"
 	"sync"
 
 	"github.com/weirproxy/weir/config"
@@ -241,18 +240,10 @@ func (s *Server) ForwardProxy(name string) *forward.Server {
 // applies to the reverse proxy at once and to forward proxies from the
 // next start.
 func sameForwardProxies(a, b *config.Config) bool {
-	if len(a.ForwardProxies) != len(b.ForwardProxies) {
-		return false
-	}
-	for i := range a.ForwardProxies {
-		x, y := a.ForwardProxies[i], b.ForwardProxies[i]
+	return sameEach(a.ForwardProxies, b.ForwardProxies, func(x, y *config.ForwardProxy) {
 		x.Name, y.Name = "", ""
 		if x.AccessLog == a.Log.Access && y.AccessLog == b.Log.Access {
 			x.AccessLog, y.AccessLog = "", ""
 		}
-		if !reflect.DeepEqual(x, y) {
-			return false
-		}
-	}
-	return true
+	})
 }
