@@ -13,7 +13,7 @@ import (
 
 	"github.com/weirproxy/weir"
 	"github.com/weirproxy/weir/config"
-	"github.com/weirproxy/weir/internal/testorigin"
+	"github.com/weirproxy/weir/internal/testkit"
 )
 
 // BenchmarkConfiguredProxy measures one keep-alive request through a
@@ -24,7 +24,7 @@ import (
 // alone: proxy.BenchmarkProxyKeepAlive).
 func BenchmarkConfiguredProxy(b *testing.B) {
 	accessLog := filepath.Join(b.TempDir(), "access.log")
-	origin := testorigin.Fixed(b, []byte("HTTP/1.1 200 OK\r\nContent-Length: 12\r\nContent-Type: text/plain\r\nServer: origin\r\n\r\nhello world\n"))
+	origin := testkit.Fixed(b, []byte("HTTP/1.1 200 OK\r\nContent-Length: 12\r\nContent-Type: text/plain\r\nServer: origin\r\n\r\nhello world\n"))
 	yaml := fmt.Sprintf(`
 listeners:
   - address: %q
@@ -70,7 +70,7 @@ metrics:
 			b.Errorf("access log: %d lines for %d requests (%v)", bytes.Count(data, []byte("\n")), b.N, err)
 		}
 	})
-	k := testorigin.DialKeepAlive(b, srv.Addrs()[0].String(),
+	k := testkit.DialKeepAlive(b, srv.Addrs()[0].String(),
 		[]byte("GET /api/items HTTP/1.1\r\nHost: bench.local\r\nUser-Agent: bench\r\nAccept: */*\r\nCookie: a=b\r\n\r\n"), 12)
 	roundTrip := func() {
 		head := k.RoundTrip()

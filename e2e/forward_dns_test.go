@@ -6,7 +6,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/weirproxy/weir/internal/testorigin"
+	"github.com/weirproxy/weir/internal/testkit"
 	"github.com/weirproxy/weir/internal/testutil"
 )
 
@@ -15,7 +15,7 @@ import (
 // names; the second request is answered from the cache.
 func TestForwardProxyDNSServer(t *testing.T) {
 	t.Parallel()
-	ns := testorigin.NewDNS(map[string]netip.Addr{"origin.weir.test.": netip.MustParseAddr("127.0.0.1")})
+	ns := testkit.NewDNS(map[string]netip.Addr{"origin.weir.test.": netip.MustParseAddr("127.0.0.1")})
 	nsAddr := ns.ServeUDP(t)
 	o := remoteOrigin(t)
 	port := strconv.Itoa(int(portOf(t, o.addr())))

@@ -11,7 +11,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/weirproxy/weir/internal/testorigin"
+	"github.com/weirproxy/weir/internal/testkit"
 	"github.com/weirproxy/weir/internal/testutil"
 )
 
@@ -41,7 +41,7 @@ func rawConnect(t *testing.T, proxyAddr, target, user string) (net.Conn, int) {
 // least 3 s. Only lower bounds on time are checked.
 func TestForwardProxyUserLimits(t *testing.T) {
 	t.Parallel()
-	echo := testorigin.Echo(t)
+	echo := testkit.Echo(t)
 	const size = 1 << 20
 	big := newOrigin(t, http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("Content-Length", strconv.Itoa(size))

@@ -15,7 +15,7 @@ import (
 	"time"
 
 	"github.com/weirproxy/weir/internal/testcert"
-	"github.com/weirproxy/weir/internal/testorigin"
+	"github.com/weirproxy/weir/internal/testkit"
 	"github.com/weirproxy/weir/internal/testutil"
 )
 
@@ -48,7 +48,7 @@ func TestForwardProxyHTTPS(t *testing.T) {
 	}))
 	t.Cleanup(tlsOrigin.Close)
 	tlsAddr := tlsOrigin.Listener.Addr().String()
-	echo := testorigin.Echo(t)
+	echo := testkit.Echo(t)
 	ports := strconv.Itoa(int(portOf(t, tlsAddr))) + "," + strconv.Itoa(int(portOf(t, echo))) + "," + strconv.Itoa(int(portOf(t, o.addr())))
 	p := testutil.StartProcess(t, func(addr string) []string {
 		return []string{weirBin, "forward-proxy", "--listen", addr, "--tls-cert", certPath, "--tls-key", keyPath,

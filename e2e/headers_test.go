@@ -12,7 +12,7 @@ import (
 	"time"
 
 	"github.com/weirproxy/weir"
-	"github.com/weirproxy/weir/internal/testorigin"
+	"github.com/weirproxy/weir/internal/testkit"
 )
 
 // seenRequest is what echoOrigin reports about a request it received.
@@ -202,7 +202,7 @@ func TestHopByHopHeadersStripped(t *testing.T) {
 	})
 	t.Run("response", func(t *testing.T) {
 		t.Parallel()
-		addr := testorigin.Fixed(t, []byte("HTTP/1.1 200 OK\r\n"+
+		addr := testkit.Fixed(t, []byte("HTTP/1.1 200 OK\r\n"+
 			"Content-Length: 2\r\n"+
 			"Connection: keep-alive, X-Origin-Secret\r\n"+
 			"Keep-Alive: timeout=5, max=100\r\n"+

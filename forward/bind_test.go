@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/weirproxy/weir/egress"
+	"github.com/weirproxy/weir/internal/testkit"
 	"github.com/weirproxy/weir/socks5"
 )
 
@@ -90,11 +91,11 @@ func TestSOCKSBind(t *testing.T) {
 		}
 		c.Close()
 	}
-	waitFor(t, 5*time.Second, "usage", func() bool {
+	testkit.WaitFor(t, 5*time.Second, "usage", func() bool {
 		u := p.Usage()[""]
 		return u.Tunnels == 3 && u.BytesIn == 3*6 && u.BytesOut == 3*11
 	})
-	waitFor(t, 5*time.Second, "access lines", func() bool {
+	testkit.WaitFor(t, 5*time.Second, "access lines", func() bool {
 		return strings.Count(p.acc.String(), "method=BIND") == 3
 	})
 	if acc := p.acc.String(); !strings.Contains(acc, "proto=socks5") || !strings.Contains(acc, "host=origin.test:21") ||
@@ -149,7 +150,7 @@ func TestSOCKSBindWrongPeer(t *testing.T) {
 	if _, closed := readAllUntilClose(srv, 10*time.Second); !closed {
 		t.Fatal("refused peer left open")
 	}
-	waitFor(t, 5*time.Second, "access line", func() bool {
+	testkit.WaitFor(t, 5*time.Second, "access line", func() bool {
 		acc := p.acc.String()
 		return strings.Contains(acc, "method=BIND") && strings.Contains(acc, "reply=2")
 	})
@@ -184,14 +185,14 @@ func TestSOCKSBindClientGone(t *testing.T) {
 		t.Fatalf("first reply %d", code)
 	}
 	c.Close()
-	waitFor(t, 5*time.Second, "the BIND listener to close", func() bool {
+	testkit.WaitFor(t, 5*time.Second, "the BIND listener to close", func() bool {
 		conn, err := net.DialTimeout("tcp", bound.String(), 5*time.Second)
 		if err == nil {
 			conn.Close()
 		}
 		return err != nil
 	})
-	waitFor(t, 5*time.Second, "the connection to end", func() bool { return p.ActiveConns() == 0 })
+	testkit.WaitFor(t, 5*time.Second, "the connection to end", func() bool { return p.ActiveConns() == 0 })
 }
 
 func TestSOCKSBindRefused(t *testing.T) {

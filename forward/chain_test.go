@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/weirproxy/weir/egress"
+	"github.com/weirproxy/weir/internal/testkit"
 	"github.com/weirproxy/weir/socks5"
 )
 
@@ -66,7 +67,7 @@ func TestChain(t *testing.T) {
 			if scheme == "socks5" {
 				want = Usage{Tunnels: 3}
 			}
-			waitFor(t, 5*time.Second, "the next proxy's counters for bob", func() bool {
+			testkit.WaitFor(t, 5*time.Second, "the next proxy's counters for bob", func() bool {
 				u := next.Usage()["bob"]
 				return u.Requests == want.Requests && u.Tunnels == want.Tunnels
 			})

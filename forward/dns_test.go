@@ -11,7 +11,7 @@ import (
 	"testing"
 
 	"github.com/weirproxy/weir/egress"
-	"github.com/weirproxy/weir/internal/testorigin"
+	"github.com/weirproxy/weir/internal/testkit"
 )
 
 var madeUp = map[string]netip.Addr{"origin.weir.test.": netip.MustParseAddr("127.0.0.1")}
@@ -50,7 +50,7 @@ func getThrice(t *testing.T, p *testProxy, host string) {
 // TestDNSServers: with DNS.Servers, a made-up name is resolved by the
 // given nameserver, once: the second request is answered from the cache.
 func TestDNSServers(t *testing.T) {
-	dns := testorigin.NewDNS(madeUp)
+	dns := testkit.NewDNS(madeUp)
 	origin := newEchoOrigin(t, false)
 	p := startProxy(t, Options{
 		Policy: egress.PolicyConfig{AllowPrivate: true, ConnectPorts: []uint16{origin.port()}},
@@ -74,7 +74,7 @@ func TestDNSServers(t *testing.T) {
 // TestDNSOverHTTPS: with DNS.DoH, names are asked of a DNS-over-HTTPS
 // server, once.
 func TestDNSOverHTTPS(t *testing.T) {
-	dns := testorigin.NewDNS(madeUp)
+	dns := testkit.NewDNS(madeUp)
 	doh := httptest.NewTLSServer(dns)
 	t.Cleanup(doh.Close)
 	origin := newEchoOrigin(t, false)

@@ -25,6 +25,7 @@ import (
 
 	"golang.org/x/crypto/bcrypt"
 
+	"github.com/weirproxy/weir/internal/testkit"
 	"github.com/weirproxy/weir/proxyauth"
 	"github.com/weirproxy/weir/socks5"
 )
@@ -34,15 +35,15 @@ type testProxy struct {
 	*Server
 	addr  string
 	dials atomic.Int64 // outbound sockets the proxy tried to connect
-	log   *syncBuffer
-	acc   *syncBuffer
+	log   *testkit.SyncBuffer
+	acc   *testkit.SyncBuffer
 }
 
 // startProxy starts a server with o on 127.0.0.1 and stops it when the test
 // ends. Outbound connection attempts are counted.
 func startProxy(t testing.TB, o Options) *testProxy {
 	t.Helper()
-	p := &testProxy{log: &syncBuffer{}, acc: &syncBuffer{}}
+	p := &testProxy{log: &testkit.SyncBuffer{}, acc: &testkit.SyncBuffer{}}
 	if o.Listener == nil && o.Listen == "" {
 		ln, err := net.Listen("tcp", "127.0.0.1:0")
 		if err != nil {

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/weirproxy/weir/egress"
+	"github.com/weirproxy/weir/internal/testkit"
 )
 
 func TestForwardAbsoluteForm(t *testing.T) {
@@ -55,7 +56,7 @@ func TestForwardAbsoluteForm(t *testing.T) {
 	if resp.StatusCode != 200 || resp.Header.Get("X-Host") != "origin.test:"+strconv.Itoa(int(origin.port())) {
 		t.Fatalf("by name: %d host %q", resp.StatusCode, resp.Header.Get("X-Host"))
 	}
-	waitFor(t, 5*time.Second, "the access lines", func() bool {
+	testkit.WaitFor(t, 5*time.Second, "the access lines", func() bool {
 		return strings.Count(p.acc.String(), "proto=http ") == 4
 	})
 }
@@ -147,7 +148,7 @@ func TestForwardConnectRelaysBothWays(t *testing.T) {
 	if string(got) != "early-"+payload {
 		t.Fatalf("echoed %d bytes, want %d", len(got), len("early-"+payload))
 	}
-	waitFor(t, 5*time.Second, "usage counters", func() bool {
+	testkit.WaitFor(t, 5*time.Second, "usage counters", func() bool {
 		u := p.Usage()[""]
 		return u.Tunnels == 1 && u.BytesIn == int64(len(got)) && u.BytesOut == int64(len(got))
 	})
@@ -271,7 +272,7 @@ func TestForwardAuth(t *testing.T) {
 	if r2.StatusCode != 200 {
 		t.Fatalf("bob-session-42: %d", r2.StatusCode)
 	}
-	waitFor(t, 5*time.Second, "per-user counters", func() bool {
+	testkit.WaitFor(t, 5*time.Second, "per-user counters", func() bool {
 		u := p.Usage()
 		return u["alice"].Requests == 1 && u["bob"].Requests == 1 && u["alice"].BytesOut > 0
 	})
@@ -293,7 +294,7 @@ func TestForwardRefusesOpenProxy(t *testing.T) {
 	// Loopback needs no authentication; AllowOpen forces the rest, with
 	// a warning.
 	p := startProxy(t, Options{Listen: "0.0.0.0:0", AllowOpen: true})
-	waitFor(t, 5*time.Second, "the warning", func() bool {
+	testkit.WaitFor(t, 5*time.Second, "the warning", func() bool {
 		return strings.Contains(p.log.String(), "WARNING: open proxy")
 	})
 	p2 := startProxy(t, Options{Listen: "127.0.0.1:0"})

@@ -15,7 +15,7 @@ import (
 	"time"
 
 	"github.com/weirproxy/weir/egress"
-	"github.com/weirproxy/weir/internal/testorigin"
+	"github.com/weirproxy/weir/internal/testkit"
 	"github.com/weirproxy/weir/socks5"
 )
 
@@ -72,7 +72,7 @@ func echoOnce(t testing.TB, c net.Conn, msg string) {
 // another user is served, and the user is served again once one of the
 // two ended.
 func TestUserMaxConns(t *testing.T) {
-	echo := testorigin.Echo(t)
+	echo := testkit.Echo(t)
 	origin := newEchoOrigin(t, false)
 	p := startProxy(t, Options{
 		Auth:       usersFile(t, "alice:pw", "bob:pw"),
@@ -112,7 +112,7 @@ func TestUserMaxConns(t *testing.T) {
 
 	// Once a tunnel ends, alice gets one again.
 	first.Close()
-	waitFor(t, 10*time.Second, "a tunnel for alice after one ended", func() bool {
+	testkit.WaitFor(t, 10*time.Second, "a tunnel for alice after one ended", func() bool {
 		c, _ := connectTunnel(t, p.addr, echo, alice, nil)
 		if c == nil {
 			return false
@@ -128,7 +128,7 @@ func TestUserMaxConns(t *testing.T) {
 // TestUserMaxConnsByAddress: without authentication each client address
 // has its own limit.
 func TestUserMaxConnsByAddress(t *testing.T) {
-	echo := testorigin.Echo(t)
+	echo := testkit.Echo(t)
 	p := startProxy(t, Options{
 		Policy:     egress.PolicyConfig{AllowPrivate: true, ConnectPorts: []uint16{portOf(t, echo)}},
 		UserLimits: UserLimits{MaxConns: 1},
@@ -235,7 +235,7 @@ func TestUserRate(t *testing.T) {
 		t.Errorf("two downloads sharing alice's rate: %d bytes in %v, want 1 MiB in at least %v", downloaded, last, minTime)
 	}
 	t.Logf("two downloads sharing one rate: 1 MiB in %v", last.Round(time.Millisecond))
-	waitFor(t, 5*time.Second, "alice's bytes counted", func() bool {
+	testkit.WaitFor(t, 5*time.Second, "alice's bytes counted", func() bool {
 		u := p.Usage()["alice"]
 		return u.BytesOut >= 1<<20 && u.BytesIn >= 1<<20
 	})
@@ -311,7 +311,7 @@ func TestUserRateUDP(t *testing.T) {
 		t.Errorf("%d datagrams of 40,000 bytes came back at 1 byte/s, want at most one", answers)
 	}
 	ctrl.Close()
-	waitFor(t, 5*time.Second, "the association to end", func() bool { return p.Usage()[""].Associations == 1 })
+	testkit.WaitFor(t, 5*time.Second, "the association to end", func() bool { return p.Usage()[""].Associations == 1 })
 	if u := p.Usage()[""]; u.BytesIn != 40000 {
 		t.Errorf("%d bytes sent to the destination, want the one datagram the bucket held (40000)", u.BytesIn)
 	}
@@ -366,14 +366,14 @@ func TestUserRatePlainUpload(t *testing.T) {
 // client and closes.
 func byteSource(t testing.TB, n int) string {
 	t.Helper()
-	return testorigin.TCP(t, 60*time.Second, func(c net.Conn) { _, _ = c.Write(make([]byte, n)) })
+	return testkit.TCP(t, 60*time.Second, func(c net.Conn) { _, _ = c.Write(make([]byte, n)) })
 }
 
 // byteSink is a TCP server on 127.0.0.1 that reads n bytes from every
 // client, then answers "ok".
 func byteSink(t testing.TB, n int) string {
 	t.Helper()
-	return testorigin.TCP(t, 60*time.Second, func(c net.Conn) {
+	return testkit.TCP(t, 60*time.Second, func(c net.Conn) {
 		if _, err := io.CopyN(io.Discard, c, int64(n)); err == nil {
 			_, _ = io.WriteString(c, "ok")
 		}

@@ -16,6 +16,7 @@ import (
 	"github.com/quic-go/quic-go/http3"
 
 	"github.com/weirproxy/weir/egress"
+	"github.com/weirproxy/weir/internal/testkit"
 	"github.com/weirproxy/weir/masque"
 )
 
@@ -115,12 +116,12 @@ func TestMASQUE(t *testing.T) {
 	}
 	c1.Close()
 	c2.Close()
-	waitFor(t, 10*time.Second, "both flows counted", func() bool {
+	testkit.WaitFor(t, 10*time.Second, "both flows counted", func() bool {
 		u := p.Usage()["alice"]
 		return u.Associations == 2 && u.BytesIn >= int64(len("ping over MASQUE")) && u.BytesOut >= int64(len("ping over MASQUE"))
 	})
 	// With both flows ended, alice may open one again.
-	waitFor(t, 10*time.Second, "a new flow after the others ended", func() bool {
+	testkit.WaitFor(t, 10*time.Second, "a new flow after the others ended", func() bool {
 		c, _, err := masque.Dial(ctx, cc, h3addr, target, cred)
 		if err != nil {
 			return false

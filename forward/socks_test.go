@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/weirproxy/weir/egress"
+	"github.com/weirproxy/weir/internal/testkit"
 	"github.com/weirproxy/weir/socks5"
 )
 
@@ -37,7 +38,7 @@ func TestSOCKSConnect(t *testing.T) {
 	if resp.StatusCode != 200 {
 		t.Fatalf("HTTP on the SOCKS5 port: %d", resp.StatusCode)
 	}
-	waitFor(t, 5*time.Second, "usage", func() bool { return p.Usage()[""].Tunnels == 2 })
+	testkit.WaitFor(t, 5*time.Second, "usage", func() bool { return p.Usage()[""].Tunnels == 2 })
 }
 
 func TestSOCKSAuth(t *testing.T) {
@@ -79,7 +80,7 @@ func TestSOCKSAuth(t *testing.T) {
 	if resp.StatusCode != 200 {
 		t.Fatalf("authenticated tunnel: %d", resp.StatusCode)
 	}
-	waitFor(t, 5*time.Second, "alice's usage", func() bool {
+	testkit.WaitFor(t, 5*time.Second, "alice's usage", func() bool {
 		u := p.Usage()["alice"]
 		return u.Tunnels == 1 && u.BytesIn > 0 && u.BytesOut > 0
 	})
@@ -190,7 +191,7 @@ func TestSOCKSUDPAssociate(t *testing.T) {
 		}
 	}
 	ctrl.Close()
-	waitFor(t, 5*time.Second, "the association to end", func() bool {
+	testkit.WaitFor(t, 5*time.Second, "the association to end", func() bool {
 		u := p.Usage()[""]
 		return u.Associations == 1 && u.BytesIn > 0 && u.BytesOut > 0
 	})
@@ -206,7 +207,7 @@ func TestSOCKSUDPPolicy(t *testing.T) {
 	if _, err := pc.WriteToUDPAddrPort(dg, relay); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, 5*time.Second, "the datagram to be dropped by the policy", func() bool {
+	testkit.WaitFor(t, 5*time.Second, "the datagram to be dropped by the policy", func() bool {
 		return strings.Contains(p.log.String(), "SOCKS5 UDP datagram dropped") &&
 			strings.Contains(p.log.String(), "not allowed")
 	})
@@ -276,7 +277,7 @@ func TestHandshakeRobustness(t *testing.T) {
 		}
 	}
 	c.Close()
-	waitFor(t, 5*time.Second, "every SOCKS5 and unidentified connection to be closed", func() bool {
+	testkit.WaitFor(t, 5*time.Second, "every SOCKS5 and unidentified connection to be closed", func() bool {
 		p.mu.Lock()
 		defer p.mu.Unlock()
 		return len(p.conns) == 0

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/weirproxy/weir/egress"
+	"github.com/weirproxy/weir/internal/testkit"
 )
 
 var (
@@ -65,7 +66,7 @@ func TestSourceRoundRobin(t *testing.T) {
 	if !got["127.0.0.2"] || !got["127.0.0.3"] {
 		t.Fatalf("two SOCKS5 tunnels came from %v", got)
 	}
-	waitFor(t, 5*time.Second, "source in the access log", func() bool {
+	testkit.WaitFor(t, 5*time.Second, "source in the access log", func() bool {
 		return strings.Contains(p.acc.String(), "source=127.0.0.2") && strings.Contains(p.acc.String(), "source=127.0.0.3")
 	})
 }

@@ -15,7 +15,7 @@ import (
 
 	"github.com/weirproxy/weir/egress"
 	"github.com/weirproxy/weir/internal/testcert"
-	"github.com/weirproxy/weir/internal/testorigin"
+	"github.com/weirproxy/weir/internal/testkit"
 )
 
 // proxyTLS returns the proxy's TLS configuration (a certificate for
@@ -71,7 +71,7 @@ func h2Connect(t testing.TB, c *http.Client, proxyAddr, target string, hdr http.
 // streams) with the same authentication, while SOCKS5 and cleartext
 // HTTP keep working on it.
 func TestHTTPSProxyPort(t *testing.T) {
-	echo := testorigin.Echo(t)
+	echo := testkit.Echo(t)
 	origin := newEchoOrigin(t, false)
 	tlsOrigin := newEchoOrigin(t, true)
 	srvTLS, roots := proxyTLS(t)
@@ -164,7 +164,7 @@ func TestHTTPSProxyPort(t *testing.T) {
 	}
 	sc.Close()
 
-	waitFor(t, 5*time.Second, "alice's counters", func() bool {
+	testkit.WaitFor(t, 5*time.Second, "alice's counters", func() bool {
 		u := p.Usage()["alice"]
 		return u.Tunnels >= 3 && u.Requests >= 2
 	})
@@ -188,7 +188,7 @@ func TestTLSNotConfigured(t *testing.T) {
 // TestHTTPSProxyHTTP11Connect: a raw CONNECT inside TLS gets the usual
 // HTTP/1.1 answer and a tunnel.
 func TestHTTPSProxyHTTP11Connect(t *testing.T) {
-	echo := testorigin.Echo(t)
+	echo := testkit.Echo(t)
 	srvTLS, roots := proxyTLS(t)
 	p := startProxy(t, Options{TLS: srvTLS, Policy: egress.PolicyConfig{AllowPrivate: true, ConnectPorts: []uint16{portOf(t, echo)}}})
 	tc, err := tls.Dial("tcp", p.addr, &tls.Config{RootCAs: roots, NextProtos: []string{"http/1.1"}})

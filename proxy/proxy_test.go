@@ -16,7 +16,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/weirproxy/weir/internal/testorigin"
+	"github.com/weirproxy/weir/internal/testkit"
 	"github.com/weirproxy/weir/upstream"
 )
 
@@ -84,9 +84,9 @@ func TestProxySimpleGet(t *testing.T) {
 // engine: client → Weir → origin and back, over loopback TCP. Its allocs/op
 // is the engine's steady-state allocation count per request.
 func BenchmarkProxyKeepAlive(b *testing.B) {
-	origin := testorigin.Fixed(b, []byte("HTTP/1.1 200 OK\r\nContent-Length: 12\r\nContent-Type: text/plain\r\n\r\nhello world\n"))
+	origin := testkit.Fixed(b, []byte("HTTP/1.1 200 OK\r\nContent-Length: 12\r\nContent-Type: text/plain\r\n\r\nhello world\n"))
 	addr, _ := testProxy(b, &Handler{Limits: Limits{MaxRequestsPerConn: 1 << 30}}, origin)
-	k := testorigin.DialKeepAlive(b, addr, []byte("GET /bench HTTP/1.1\r\nHost: bench.local\r\nUser-Agent: bench\r\nAccept: */*\r\n\r\n"), 12)
+	k := testkit.DialKeepAlive(b, addr, []byte("GET /bench HTTP/1.1\r\nHost: bench.local\r\nUser-Agent: bench\r\nAccept: */*\r\n\r\n"), 12)
 	for range 100 {
 		k.RoundTrip()
 	}
@@ -98,7 +98,7 @@ func BenchmarkProxyKeepAlive(b *testing.B) {
 }
 
 func TestBadRequestCloses(t *testing.T) {
-	origin := testorigin.Fixed(t, []byte("HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n"))
+	origin := testkit.Fixed(t, []byte("HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n"))
 	addr, _ := testProxy(t, nil, origin)
 	c, err := net.Dial("tcp", addr)
 	if err != nil {

@@ -10,13 +10,13 @@ import (
 	"testing"
 	"time"
 
-	"github.com/weirproxy/weir/internal/testorigin"
+	"github.com/weirproxy/weir/internal/testkit"
 )
 
 // startEcho runs a TCP echo server on 127.0.0.1 and returns its address.
 func startEcho(t *testing.T) netip.AddrPort {
 	t.Helper()
-	return netip.MustParseAddrPort(testorigin.TCP(t, 10*time.Second, func(c net.Conn) { io.Copy(c, c) }))
+	return netip.MustParseAddrPort(testkit.TCP(t, 10*time.Second, func(c net.Conn) { io.Copy(c, c) }))
 }
 
 // startProxy runs a small CONNECT-only SOCKS5 server on 127.0.0.1 built on

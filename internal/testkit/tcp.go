@@ -1,4 +1,4 @@
-package testorigin
+package testkit
 
 import (
 	"io"

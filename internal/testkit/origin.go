@@ -1,8 +1,10 @@
-// Package testorigin has the smallest peers and clients the tests and
-// benchmarks of several packages share: a fixed HTTP/1.1 origin, a
-// keep-alive client, raw TCP servers and a DNS server. It imports no
-// Weir package, so that any package's tests may use it.
-package testorigin
+// Package testkit has the test helpers that several packages share and
+// that need no Weir package: the smallest peers and clients (a fixed
+// HTTP/1.1 origin, a keep-alive client, raw TCP servers, a DNS server),
+// waiting for a condition, a log buffer. Since it imports no Weir
+// package, any package's tests may use it; internal/testutil, which
+// starts whole Weirs, builds on it.
+package testkit
 
 import (
 	"bufio"
