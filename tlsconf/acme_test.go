@@ -1,7 +1,6 @@
 package tlsconf
 
 import (
-	"bytes"
 	"context"
 	"crypto/tls"
 	"encoding/json"
@@ -16,6 +15,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/weirproxy/weir/internal/testkit"
 )
 
 const pebbleModule = "github.com/letsencrypt/pebble/v2"
@@ -92,7 +93,7 @@ func startPebble(t *testing.T) (dirURL, rootFile string, stop func()) {
 		"PEBBLE_VA_NOSLEEP=1",
 		"PEBBLE_WFE_NONCEREJECT=0",
 	)
-	logs := &syncBuffer{}
+	logs := &testkit.SyncBuffer{}
 	cmd.Stdout, cmd.Stderr = logs, logs
 	if err := cmd.Start(); err != nil {
 		cancel()
@@ -113,7 +114,7 @@ func startPebble(t *testing.T) (dirURL, rootFile string, stop func()) {
 			t.Logf("Pebble output:\n%s", logs.String())
 		}
 	})
-	waitFor(t, 30*time.Second, "Pebble to listen", func() bool {
+	testkit.WaitFor(t, 30*time.Second, "Pebble to listen", func() bool {
 		c, err := net.DialTimeout("tcp", addr, time.Second)
 		if err != nil {
 			return false
@@ -221,23 +222,4 @@ func TestACMEOptionErrors(t *testing.T) {
 			t.Errorf("%+v: error %v, want one containing %q", tc.o, err, tc.want)
 		}
 	}
-}
-
-// syncBuffer is a bytes.Buffer safe for the server's and the test's
-// goroutines.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }

@@ -201,18 +201,3 @@ func leafCN(t *testing.T, addr, name string) string {
 	}
 	return st.PeerCertificates[0].Subject.CommonName
 }
-
-// waitFor polls cond every few milliseconds until it holds or the
-// deadline passes.
-func waitFor(t *testing.T, timeout time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	tick := time.NewTicker(5 * time.Millisecond)
-	defer tick.Stop()
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %v waiting for %s", timeout, what)
-		}
-		<-tick.C
-	}
-}

@@ -17,6 +17,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/weirproxy/weir/internal/testkit"
 )
 
 // sniServer serves four pairs: a default, an exact name, a wildcard, and
@@ -453,7 +455,7 @@ func (f *reloadFixture) waitErr(t *testing.T, want string) {
 // waitServed polls handshakes until the leaf's common name is want.
 func (f *reloadFixture) waitServed(t *testing.T, want string) {
 	t.Helper()
-	waitFor(t, 10*time.Second, "the server to serve "+want, func() bool {
+	testkit.WaitFor(t, 10*time.Second, "the server to serve "+want, func() bool {
 		return leafCN(t, f.addr, "a.test") == want
 	})
 }
@@ -528,7 +530,7 @@ func TestReloadSymlinkSwap(t *testing.T) {
 	}
 	c, k = selfSigned(t, "b.test")
 	version("..v2", c, k)
-	waitFor(t, 10*time.Second, "the swapped certificate", func() bool {
+	testkit.WaitFor(t, 10*time.Second, "the swapped certificate", func() bool {
 		return leafCN(t, addr, "a.test") == "b.test"
 	})
 }
@@ -589,7 +591,7 @@ func TestReloadClientCA(t *testing.T) {
 		t.Fatal("client of CA two accepted before the CA file changed")
 	}
 	writeFile(t, dir, "ca.pem", ca2.pem)
-	waitFor(t, 10*time.Second, "the new client CA", func() bool {
+	testkit.WaitFor(t, 10*time.Second, "the new client CA", func() bool {
 		_, err := handshake(t, addr, c2)
 		return err == nil
 	})

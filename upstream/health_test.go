@@ -2,7 +2,6 @@ package upstream
 
 import (
 	"bufio"
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -14,20 +13,14 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/weirproxy/weir/internal/testkit"
 )
 
-// waitFor polls cond until it holds or the deadline passes.
+// waitFor polls cond until it holds, for at most 10 s.
 func waitFor(t *testing.T, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	tick := time.NewTicker(2 * time.Millisecond)
-	defer tick.Stop()
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		<-tick.C
-	}
+	testkit.WaitFor(t, 10*time.Second, what, cond)
 }
 
 // --- passive health ---
@@ -237,24 +230,6 @@ func TestHealthConfigValidate(t *testing.T) {
 
 // --- active health checks over real sockets ---
 
-// syncBuffer is a log sink safe for concurrent writes.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 // origin is a minimal HTTP (or plain TCP) server on 127.0.0.1 whose
 // answer can be changed, and which can stop and resume listening on the
 // same address.
@@ -353,9 +328,9 @@ func (o *origin) restart() {
 
 // startChecks runs health checks for the test's duration and checks that
 // they end on cancel.
-func startChecks(t *testing.T, peers []*Peer, hc HealthConfig) *syncBuffer {
+func startChecks(t *testing.T, peers []*Peer, hc HealthConfig) *testkit.SyncBuffer {
 	t.Helper()
-	logs := &syncBuffer{}
+	logs := &testkit.SyncBuffer{}
 	log := slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	ctx, cancel := context.WithCancel(context.Background())
 	wg := startHealthChecks(ctx, peers, hc, log)
@@ -594,7 +569,7 @@ func TestHealthStopsOnCancel(t *testing.T) {
 }
 
 func TestHealthInvalidConfig(t *testing.T) {
-	logs := &syncBuffer{}
+	logs := &testkit.SyncBuffer{}
 	p := NewPeer("127.0.0.1:1", 1, 0, PoolOptions{})
 	wg := startHealthChecks(context.Background(), []*Peer{p}, HealthConfig{Type: "icmp"}, slog.New(slog.NewTextHandler(logs, nil)))
 	wg.Wait() // nothing started
