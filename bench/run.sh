@@ -34,6 +34,7 @@ set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 cd "$ROOT"
+. bench/lib.sh
 
 BENCH_DURATION=${BENCH_DURATION:-10s}
 BENCH_RUNS=${BENCH_RUNS:-3}
@@ -64,12 +65,8 @@ BENCH_OUT=${BENCH_OUT:-bench/results}
 PCPU=${BENCH_PROXY_CPU:-0}
 LCPU=${BENCH_LOAD_CPU:-1}
 
-secs() { local d=$1; d=${d%s}; echo "$d"; }
 DUR=$(secs "$BENCH_DURATION")
 WARM=$(secs "$BENCH_WARMUP")
-
-log() { printf '[%s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
-die() { log "error: $*"; exit 1; }
 
 # ---------------------------------------------------------------- install
 install_tools() {
@@ -134,7 +131,6 @@ declare -A PORT=([tcpfloor]=$BENCH_PORT_BASE [weir]=$((BENCH_PORT_BASE + 1)) [ng
 	[haproxy]=$((BENCH_PORT_BASE + 3)) [h2o]=$((BENCH_PORT_BASE + 4)) [caddy]=$((BENCH_PORT_BASE + 5))
 	[weir2]=$((BENCH_PORT_BASE + 6)) [weirprof]=$((BENCH_PORT_BASE + 7)) [epollfloor]=$((BENCH_PORT_BASE + 8)) [looproxy]=$((BENCH_PORT_BASE + 9)))
 
-port_busy() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 for p in "$ORIGIN_PORT" "${PORT[@]}"; do
 	port_busy "$p" && die "port $p is in use; set BENCH_PORT_BASE"
 done
@@ -252,11 +248,6 @@ conf() { sed "s/\\\$PORT/$2/g" "$WORK/conf/$1" >"$WORK/conf/run-$1"; echo "$WORK
 # ---------------------------------------------------------------- /proc helpers
 HZ=$(getconf CLK_TCK)
 # children PIDs, recursively
-tree() {
-	local p=$1 c
-	echo "$p"
-	for c in $(pgrep -P "$p" 2>/dev/null); do tree "$c"; done
-}
 # CPU seconds (user+system) used so far by a process tree
 cpu_of() {
 	local t=0 p v
@@ -276,9 +267,7 @@ hwm_of() {
 	echo "$t"
 }
 # busy jiffies (user+nice+system+steal) of one cpu line of /proc/stat
-busy_of() { awk -v c="$1" '$1==c{print $2+$3+$4+$9}' /proc/stat; }
 # all non-idle jiffies (softirq included: loopback networking runs there)
-nonidle_of() { awk -v c="$1" '$1==c{print $2+$3+$4+$7+$8+$9}' /proc/stat; }
 # wait until processes other than ours use less than BENCH_QUIET_PCT of a
 # core (measured over 1 s with our own processes idle); prints seconds waited
 wait_quiet() {
@@ -340,18 +329,6 @@ start_proxy() {
 		tail -20 "$WORK/logs/$name.log" >&2 || true
 		die "$name did not come up on port $port"
 	fi
-}
-stop_pid() {
-	local p=$1 i q keep=()
-	for q in "${STARTED[@]}"; do [ "$q" = "$p" ] || keep+=("$q"); done
-	STARTED=("${keep[@]}")
-	kill -TERM "$p" 2>/dev/null || return 0
-	for i in $(seq 1 50); do
-		kill -0 "$p" 2>/dev/null || break
-		sleep 0.1
-	done
-	kill -KILL "$p" 2>/dev/null || true
-	wait "$p" 2>/dev/null || true
 }
 
 # ---------------------------------------------------------------- wrk
@@ -493,7 +470,7 @@ for i in $(seq 1 50); do port_busy "$ORIGIN_PORT" && break; sleep 0.1; done
 	lscpu | head -20 | grep -E '^(Architecture|CPU\(s\)|Model name|Thread|Core|Socket|Hypervisor|BogoMIPS)' || true
 	echo "kernel: $(uname -r)"
 	echo "go: $(go version)"
-	echo "weir: $("$BIN/weir" version), commit $(git rev-parse --short HEAD 2>/dev/null || echo unknown)$( [ -n "$(git status --porcelain -- . ':!bench' 2>/dev/null)" ] && echo ' plus uncommitted changes')"
+	echo "weir: $("$BIN/weir" version), $(weir_desc)"
 	echo "nginx: $(nginx -v 2>&1)"
 	echo "haproxy: $(haproxy -v 2>&1 | head -1)"
 	echo "h2o: $(h2o --version 2>&1 | head -1)"

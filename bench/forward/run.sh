@@ -44,6 +44,7 @@ set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 cd "$ROOT"
+. bench/lib.sh
 
 FWD_DURATION=${FWD_DURATION:-6s}
 FWD_RUNS=${FWD_RUNS:-3}
@@ -66,12 +67,8 @@ FWD_OUT=${FWD_OUT:-bench/results/forward}
 PCPU=${FWD_PROXY_CPU:-0}
 LCPU=${FWD_LOAD_CPU:-1}
 
-secs() { local d=$1; echo "${d%s}"; }
 DUR=$(secs "$FWD_DURATION")
 WARM=$(secs "$FWD_WARMUP")
-
-log() { printf '[%s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
-die() { log "error: $*"; exit 1; }
 
 # ---------------------------------------------------------------- install
 missing=()
@@ -114,7 +111,7 @@ trap 'exit 130' INT TERM
 # the working tree, with this directory's helpers copied in: a clean
 # snapshot while the tree is being edited.
 SRC=$ROOT
-WEIR_DESC="commit $(git rev-parse --short HEAD 2>/dev/null || echo unknown)$( [ -n "$(git status --porcelain -- . ':!bench' 2>/dev/null)" ] && echo ' plus uncommitted changes')"
+WEIR_DESC=$(weir_desc)
 if [ -n "${FWD_REV:-}" ]; then
 	SRC=$WORK/src
 	mkdir -p "$SRC"
@@ -134,7 +131,6 @@ SRC_PORT=$((FWD_PORT_BASE + 860))
 ECHO_PORT=$((FWD_PORT_BASE + 861))
 HTTP_PORT=$((FWD_PORT_BASE + 862))
 declare -A PORT=([weir]=$((FWD_PORT_BASE + 1)) [squid]=$((FWD_PORT_BASE + 2)) [dante]=$((FWD_PORT_BASE + 3)) [fwdprof]=$((FWD_PORT_BASE + 4)))
-port_busy() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 for p in "$SRC_PORT" "$ECHO_PORT" "$HTTP_PORT" "${PORT[@]}"; do
 	port_busy "$p" && die "port $p is in use; set FWD_PORT_BASE"
 done
@@ -181,11 +177,6 @@ EOF
 
 # ---------------------------------------------------------------- /proc helpers
 HZ=$(getconf CLK_TCK)
-tree() {
-	local p=$1 c
-	echo "$p"
-	for c in $(pgrep -P "$p" 2>/dev/null); do tree "$c"; done
-}
 # CPU jiffies used by a process tree; the root's cutime+cstime add the
 # children it already reaped (Dante's short-lived children).
 cpu_of() {
@@ -197,14 +188,13 @@ cpu_of() {
 	v=$(sed 's/^.*) //' /proc/"$1"/stat 2>/dev/null | awk '{print $14+$15}') || v=0
 	echo $((t + ${v:-0}))
 }
-busy_of() { awk -v c="$1" '$1==c{print $2+$3+$4+$7+$8+$9}' /proc/stat; }
 wait_quiet() {
 	local waited=0 a b pct
 	((FWD_QUIET_PCT > 0)) || { echo "0 -"; return; }
 	while :; do
-		a=$(busy_of cpu)
+		a=$(nonidle_of cpu)
 		sleep 1
-		b=$(busy_of cpu)
+		b=$(nonidle_of cpu)
 		pct=$(((b - a) * 100 / HZ))
 		if ((pct < FWD_QUIET_PCT)) || ((waited >= FWD_QUIET_MAX)); then
 			((pct >= FWD_QUIET_PCT)) && log "  still ${pct}% busy after ${waited}s; running anyway"
@@ -222,18 +212,6 @@ start_bg() { # logtag cmd...; sets LAST_PID
 	"$@" >"$WORK/logs/$tag.log" 2>&1 &
 	LAST_PID=$!
 	STARTED+=("$LAST_PID")
-}
-stop_pid() {
-	local p=$1 i q keep=()
-	for q in "${STARTED[@]}"; do [ "$q" = "$p" ] || keep+=("$q"); done
-	STARTED=("${keep[@]}")
-	kill -TERM "$p" 2>/dev/null || return 0
-	for i in $(seq 1 50); do
-		kill -0 "$p" 2>/dev/null || break
-		sleep 0.1
-	done
-	kill -KILL "$p" 2>/dev/null || true
-	wait "$p" 2>/dev/null || true
 }
 PIN=(nice -n "$FWD_NICE" taskset -c "$PCPU")
 LOADPIN=(env GOMAXPROCS=1 nice -n "$FWD_NICE" taskset -c "$LCPU")
@@ -295,14 +273,14 @@ measure() { # scenario proxy run
 	sleep 0.3
 	local c0 c1 p0 p1 l0 l1 s0 s1 out
 	c0=$(cpu_of "$PROXY_PID")
-	p0=$(busy_of "cpu$PCPU")
-	l0=$(busy_of "cpu$LCPU")
+	p0=$(nonidle_of "cpu$PCPU")
+	l0=$(nonidle_of "cpu$LCPU")
 	s0=$(date +%s%N)
 	out=$(load "$port" "$sc" "$DUR")
 	s1=$(date +%s%N)
 	c1=$(cpu_of "$PROXY_PID")
-	p1=$(busy_of "cpu$PCPU")
-	l1=$(busy_of "cpu$LCPU")
+	p1=$(nonidle_of "cpu$PCPU")
+	l1=$(nonidle_of "cpu$LCPU")
 	kill -0 "$PROXY_PID" 2>/dev/null || log "  $name EXITED during the run"
 	stop_pid "$PROXY_PID"
 	echo "$out" >"$FWD_OUT/out/$sc-$name-$run.txt"

@@ -41,6 +41,7 @@ set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 cd "$ROOT"
+. bench/lib.sh
 
 H2_DURATION=${H2_DURATION:-6s}
 H2_WARMUP=${H2_WARMUP:-2s}
@@ -62,9 +63,6 @@ PCPU=${H2_PROXY_CPU:-0}
 LCPU=${H2_LOAD_CPU:-1}
 DUR=${H2_DURATION%s}
 WARM=${H2_WARMUP%s}
-
-log() { printf '[%s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
-die() { log "error: $*"; exit 1; }
 
 # ---------------------------------------------------------------- install
 missing=()
@@ -114,7 +112,6 @@ ORIGIN_PORT=$((H2_PORT_BASE + 920))
 ORIGIN=127.0.0.1:$ORIGIN_PORT
 declare -A PORT=([weir]=$H2_PORT_BASE [nginx]=$((H2_PORT_BASE + 1)) [haproxy]=$((H2_PORT_BASE + 2))
 	[h2o]=$((H2_PORT_BASE + 3)) [caddy]=$((H2_PORT_BASE + 4)) [weirprof]=$((H2_PORT_BASE + 5)))
-port_busy() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 for p in "$ORIGIN_PORT" "${PORT[@]}"; do
 	port_busy "$p" && die "port $p is in use; set H2_PORT_BASE"
 done
@@ -232,11 +229,6 @@ EOF
 
 # ---------------------------------------------------------------- /proc helpers
 HZ=$(getconf CLK_TCK)
-tree() {
-	local p=$1 ch
-	echo "$p"
-	for ch in $(pgrep -P "$p" 2>/dev/null); do tree "$ch"; done
-}
 cpu_of() { # CPU jiffies (user+system) used so far by a process tree
 	local t=0 p v
 	for p in $(tree "$1"); do
@@ -245,8 +237,6 @@ cpu_of() { # CPU jiffies (user+system) used so far by a process tree
 	done
 	echo "$t"
 }
-busy_of() { awk -v c="$1" '$1==c{print $2+$3+$4+$9}' /proc/stat; }
-nonidle_of() { awk -v c="$1" '$1==c{print $2+$3+$4+$7+$8+$9}' /proc/stat; }
 wait_quiet() { # prints seconds waited
 	local waited=0 a b pct
 	((H2_QUIET_PCT > 0)) || { echo 0; return; }
@@ -293,15 +283,6 @@ start_proxy() { # NAME [extra weirtls args]; sets PROXY_PID
 		tail -20 "$WORK/logs/$name.log" >&2 || true
 		die "$name did not come up on port $port"
 	fi
-}
-stop_pid() {
-	local p=$1 i q keep=()
-	for q in "${STARTED[@]}"; do [ "$q" = "$p" ] || keep+=("$q"); done
-	STARTED=("${keep[@]}")
-	kill -TERM "$p" 2>/dev/null || return 0
-	for i in $(seq 1 50); do kill -0 "$p" 2>/dev/null || break; sleep 0.1; done
-	kill -KILL "$p" 2>/dev/null || true
-	wait "$p" 2>/dev/null || true
 }
 
 # load PORT SCENARIO SECONDS WARMUP -> output of the load generator
@@ -389,7 +370,7 @@ for i in $(seq 1 50); do port_busy "$ORIGIN_PORT" && break; sleep 0.1; done
 	lscpu | grep -E '^(Model name|Hypervisor)' || true
 	echo "kernel: $(uname -r)"
 	echo "go: $(go version)"
-	echo "weir: commit $(git rev-parse --short HEAD 2>/dev/null || echo unknown)$([ -n "$(git status --porcelain -- . ':!bench' 2>/dev/null)" ] && echo ' plus uncommitted changes')"
+	echo "weir: $(weir_desc)"
 	echo "nginx: $(nginx -v 2>&1)"
 	echo "haproxy: $(haproxy -v 2>&1 | head -1)"
 	echo "h2o: $(h2o --version 2>&1 | head -1)"
