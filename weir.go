@@ -409,7 +409,8 @@ func (s *Server) Listen() error {
 func (s *Server) listen(lc *net.ListenConfig, c *config.Listener) (_ *listener, err error) {
 	h := c.HTTP2
 	l := &listener{name: c.Name, opts: &proxy.ListenerOptions{
-		H2C: h.H2C,
+		H2C:       h.H2C,
+		EventLoop: c.Engine == config.EngineLoop,
 		H2: proxy.H2Limits{
 			MaxConcurrentStreams: uint32(h.MaxConcurrentStreams),
 			MaxHeaderListSize:    uint32(h.MaxHeaderListSize),

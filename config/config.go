@@ -83,7 +83,21 @@ type Listener struct {
 	// HTTP3 says whether the listener also serves HTTP/3 over QUIC, on
 	// the UDP port of the same number (key http3).
 	HTTP3 HTTP3
+
+	// Engine is how the listener's cleartext HTTP/1.1 connections are
+	// served (key engine): EngineLoop (the default) or EngineGoroutine.
+	// TLS and h2c listeners always use the goroutine engine.
+	Engine string
 }
+
+// Listener engines.
+const (
+	// EngineLoop serves with one event loop per core (Linux; elsewhere
+	// the same as EngineGoroutine).
+	EngineLoop = "loop"
+	// EngineGoroutine serves each connection with a goroutine.
+	EngineGoroutine = "goroutine"
+)
 
 // ListenerTLS is a listener's TLS termination: certificates from files,
 // or obtained over ACME, never both.

@@ -71,7 +71,7 @@ func TestDefaults(t *testing.T) {
 		GlitchBudget:         limits.H2GlitchBudget,
 		GlitchRate:           limits.H2GlitchRate,
 	}
-	if want := []Listener{{Name: "listener-1", Address: ":8080", HTTP2: h2}}; !reflect.DeepEqual(cfg.Listeners, want) {
+	if want := []Listener{{Name: "listener-1", Address: ":8080", HTTP2: h2, Engine: EngineLoop}}; !reflect.DeepEqual(cfg.Listeners, want) {
 		t.Errorf("Listeners = %+v, want %+v", cfg.Listeners, want)
 	}
 	if want := []Route{{Name: "route-1", Upstream: "app"}}; !reflect.DeepEqual(cfg.Routes, want) {
@@ -203,7 +203,7 @@ shutdown_grace: 0s
 	h2 := defaultHTTP2()
 	h2.MaxHeaderListSize = 1000000 // limits.max_header_bytes
 	want := &Config{
-		Listeners: []Listener{{Name: "public", Address: "0.0.0.0:80", HTTP2: h2}, {Name: "local", Address: "[::1]:8081", HTTP2: h2}},
+		Listeners: []Listener{{Name: "public", Address: "0.0.0.0:80", HTTP2: h2, Engine: EngineLoop}, {Name: "local", Address: "[::1]:8081", HTTP2: h2, Engine: EngineLoop}},
 		Routes: []Route{{
 			Name: "api",
 			Match: Match{

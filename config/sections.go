@@ -154,7 +154,7 @@ func (d *decoder) listeners(e entry) ([]Listener, []bound) {
 			d.errorf(item, "expected a mapping for listener, got %s; write - address: %q", describe(item), clip(item.Value))
 			continue
 		}
-		l := Listener{Name: fmt.Sprintf("listener-%d", i+1), HTTP2: defaultHTTP2()}
+		l := Listener{Name: fmt.Sprintf("listener-%d", i+1), HTTP2: defaultHTTP2(), Engine: EngineLoop}
 		nameAt := item
 		var addrAt *yaml.Node
 		var protos listenerProtocols
@@ -169,9 +169,10 @@ func (d *decoder) listeners(e entry) ([]Listener, []bound) {
 					l.Address, addrAt = s, e.v
 				}
 			},
-			"tls":   func(e entry) { l.TLS = d.listenerTLS(e, &protos, false) },
-			"http2": func(e entry) { d.http2(e, &l.HTTP2, &protos) },
-			"http3": func(e entry) { d.http3(e, &l.HTTP3, &protos) },
+			"tls":    func(e entry) { l.TLS = d.listenerTLS(e, &protos, false) },
+			"http2":  func(e entry) { d.http2(e, &l.HTTP2, &protos) },
+			"http3":  func(e entry) { d.http3(e, &l.HTTP3, &protos) },
+			"engine": func(e entry) { d.enum(e.v, "engine", []string{EngineLoop, EngineGoroutine}, &l.Engine) },
 		})
 		if item.Kind != yaml.MappingNode && !isNull(item) {
 			continue // already reported

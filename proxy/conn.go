@@ -179,6 +179,12 @@ func (c *conn) serve() {
 			return
 		}
 	}
+	c.serveRequests()
+}
+
+// serveRequests is the keep-alive loop: it reads requests until the
+// client goes away, an error closes the connection, or the server drains.
+func (c *conn) serveRequests() {
 	for {
 		if !c.readRequest(c.srv.handler.Load()) {
 			if c.h2c {
@@ -247,10 +253,8 @@ func (c *conn) readRequest(h *Handler) bool {
 	for {
 		n, err := http1.ParseRequest(c.in.Unread(), &lim.Parser, &s.Req)
 		if err == nil {
-			c.headStart = c.in.R
-			c.in.Floor = c.in.R + n
-			c.in.Consume(n)
-			break
+			c.headParsed(h, n, time.Now())
+			return true
 		}
 		if err != http1.ErrIncomplete {
 			if c.requests == 0 && c.ls.opts.H2C {
@@ -278,7 +282,15 @@ func (c *conn) readRequest(h *Handler) bool {
 			return false
 		}
 	}
-	s.Start = time.Now()
+}
+
+// headParsed consumes a request head of n bytes the parser accepted.
+func (c *conn) headParsed(h *Handler, n int, now time.Time) {
+	s := &c.sess
+	c.headStart = c.in.R
+	c.in.Floor = c.in.R + n
+	c.in.Consume(n)
+	s.Start = now
 	c.requests++
 	s.Req.Scheme = "http"
 	if s.TLS {
@@ -287,7 +299,6 @@ func (c *conn) readRequest(h *Handler) bool {
 	if (s.Req.ContentLength > 0 || s.Req.Chunked) && len(c.in.B)-c.in.Floor < minBodyRoom {
 		c.detachHead(h)
 	}
-	return true
 }
 
 // detachHead copies a large head out of the read buffer so that the whole
@@ -327,29 +338,50 @@ func (c *conn) badRequest(h *Handler, err error) {
 // handle runs the phases for one parsed request and reports whether the
 // connection may carry another.
 func (c *conn) handle(h *Handler) bool {
-	s := &c.sess
-	req := &s.Req
+	c.begin(h)
+	if c.prepare(h) {
+		c.proxy(h, &c.sess)
+	}
+	return c.finish(h)
+}
+
+// begin resets the per-request flags for a parsed request.
+func (c *conn) begin(h *Handler) {
+	req := &c.sess.Req
 	c.keepAlive = !req.Close && c.requests < h.Limits.MaxRequestsPerConn && !c.srv.draining.Load()
 	c.bodyDone = req.ContentLength == 0 && !req.Chunked
 	c.expect100 = false
 	c.wroteHead = false
 	c.reqDeadline = time.Time{}
+}
 
+// prepare runs the engine's checks, the handler's RequestFilters, the
+// router and the route's RequestFilters. It reports whether the request
+// is to be proxied; otherwise it was answered (or tunnelled) already.
+func (c *conn) prepare(h *Handler) bool {
+	s := &c.sess
 	if err := c.precheck(h); err != nil {
 		c.fail(h, err)
 	} else if err := h.Chain.runRequest(s); err != nil {
 		c.fail(h, err)
-	} else if !s.responded && h.Connect != nil && req.IsMethod("CONNECT") {
+	} else if !s.responded && h.Connect != nil && s.Req.IsMethod("CONNECT") {
 		c.connect(h, s)
 	} else if !s.responded {
 		if s.Route = h.Router.Route(s); s.Route == nil {
 			c.fail(h, errNoRoute)
 		} else if err := s.Route.Chain.runRequest(s); err != nil {
 			c.fail(h, err)
-		} else if !s.responded {
-			c.proxy(h, s)
+		} else {
+			return !s.responded
 		}
 	}
+	return false
+}
+
+// finish ends a request: the loggers run, and it reports whether the
+// connection may carry another.
+func (c *conn) finish(h *Handler) bool {
+	s := &c.sess
 	s.End = time.Now()
 	if s.Route != nil {
 		s.Route.Chain.runLog(s)

@@ -48,6 +48,15 @@ type ListenerOptions struct {
 	// netutil.LimitListener), it leaves the accepted *net.TCPConn as it
 	// is, so splice and the buffer-free idle wait still apply.
 	MaxConns int
+	// EventLoop serves a cleartext HTTP/1.1 listener with event loops
+	// (Linux; one per GOMAXPROCS) instead of a goroutine per connection.
+	// The loops run the same phases, but filters run on the loop's
+	// goroutine: set it only when no filter blocks (waits on the network
+	// or a lock held long). Requests the loop does not carry itself (with
+	// a body, upgrades, CONNECT, large or filtered response bodies, HTTP/2
+	// or TLS peers, peers named by host name) move to a goroutine with
+	// their connection. Ignored with TLS or H2C, and on other systems.
+	EventLoop bool
 }
 
 // H2Limits bound one HTTP/2 client connection. The glitch budget answers

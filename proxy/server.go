@@ -177,6 +177,11 @@ func (s *Server) ServeListener(ln net.Listener, o *ListenerOptions) error {
 		delete(s.listeners, ln)
 		s.mu.Unlock()
 	}()
+	if o != nil && o.EventLoop && loopSupported && o.TLS == nil && !o.H2C {
+		if tl, ok := ln.(*net.TCPListener); ok {
+			return s.serveLoops(tl, ls)
+		}
+	}
 	var backoff time.Duration
 	for {
 		if ls.slots != nil {

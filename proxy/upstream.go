@@ -61,13 +61,7 @@ func (c *conn) proxy(h *Handler, s *Session) {
 	if g.Timeouts.Request > 0 {
 		c.reqDeadline = s.Start.Add(g.Timeouts.Request)
 	}
-	buildUpstreamRequest(h, s)
-	if err := s.Route.Chain.runUpstream(s, &s.UpstreamReq); err != nil {
-		c.fail(h, err)
-		return
-	}
-	if err := h.Chain.runUpstream(s, &s.UpstreamReq); err != nil {
-		c.fail(h, err)
+	if !c.upstreamHead(h, s) {
 		return
 	}
 	key := hashKey(g, s)
@@ -117,14 +111,9 @@ func (c *conn) proxy(h *Handler, s *Session) {
 				c.fail(h, se)
 				return
 			}
-			s.Err = &UpstreamError{p.Addr, "connect", err}
-			if !errors.Is(err, upstream.ErrPoolFull) {
-				c.peerFailed(h, g, p)
-			}
-			if s.Attempts <= g.Retries {
+			if c.connectFailed(h, g, p, err) {
 				continue
 			}
-			c.upstreamFailed(h, s.Err)
 			return
 		}
 		s.Reused = up.Reused
@@ -161,6 +150,36 @@ func (c *conn) proxy(h *Handler, s *Session) {
 			return
 		}
 	}
+}
+
+// upstreamHead builds the upstream request head and runs the
+// UpstreamRequestFilters on it; false: the request was answered.
+func (c *conn) upstreamHead(h *Handler, s *Session) bool {
+	buildUpstreamRequest(h, s)
+	if err := s.Route.Chain.runUpstream(s, &s.UpstreamReq); err != nil {
+		c.fail(h, err)
+		return false
+	}
+	if err := h.Chain.runUpstream(s, &s.UpstreamReq); err != nil {
+		c.fail(h, err)
+		return false
+	}
+	return true
+}
+
+// connectFailed records a failure to connect to p and reports whether
+// another attempt may follow; if not, the request was answered.
+func (c *conn) connectFailed(h *Handler, g *upstream.Group, p *upstream.Peer, err error) bool {
+	s := &c.sess
+	s.Err = &UpstreamError{p.Addr, "connect", err}
+	if !errors.Is(err, upstream.ErrPoolFull) {
+		c.peerFailed(h, g, p)
+	}
+	if s.Attempts <= g.Retries {
+		return true
+	}
+	c.upstreamFailed(h, s.Err)
+	return false
 }
 
 // peerFailed counts a failure against the peer for passive health, and
@@ -422,7 +441,7 @@ func (c *conn) exchange(h *Handler, s *Session, g *upstream.Group, up *upstream.
 	if _, err := up.Write(c.up); err != nil {
 		up.Close()
 		s.Err = &UpstreamError{s.Peer.Addr, "write request", err}
-		return c.retryable(h, up, replayable, true)
+		return c.retryable(h, up.Reused, replayable, true)
 	}
 	if hasBody && !inline {
 		if err := c.sendBody(h, s, up, idle); err != nil {
@@ -479,7 +498,7 @@ func (c *conn) exchange(h *Handler, s *Session, g *upstream.Group, up *upstream.
 		}
 		s.Err = &UpstreamError{s.Peer.Addr, "read response", rerr}
 		if !got && !isTimeout(rerr) {
-			return c.retryable(h, up, replayable, false)
+			return c.retryable(h, up.Reused, replayable, false)
 		}
 		c.upstreamFailed(h, s.Err)
 		return failed
@@ -495,12 +514,12 @@ func (c *conn) exchange(h *Handler, s *Session, g *upstream.Group, up *upstream.
 
 // retryable decides between the retry kinds for a failure before any
 // response byte arrived.
-func (c *conn) retryable(h *Handler, up *upstream.Conn, replayable, writeFailed bool) outcome {
+func (c *conn) retryable(h *Handler, reused, replayable, writeFailed bool) outcome {
 	if !replayable {
 		c.upstreamFailed(h, c.sess.Err)
 		return failed
 	}
-	if up.Reused {
+	if reused {
 		return retryStale
 	}
 	// A fresh connection that failed: the request may have been acted on
@@ -688,15 +707,36 @@ func (c *conn) relayResponse(h *Handler, s *Session, g *upstream.Group, up *upst
 		}
 		return c.tunnel(h, s, up)
 	}
-	if err := s.Route.Chain.runResponse(s, resp); err != nil {
+	pl, ok := c.responseHead(h, s)
+	if !ok {
 		up.Close()
-		c.fail(h, err)
 		return done
 	}
-	if err := h.Chain.runResponse(s, resp); err != nil {
-		up.Close()
+	return c.relayBody(h, s, g, up, pl)
+}
+
+// respPlan is how a response's body goes to the client, decided with its
+// head.
+type respPlan struct {
+	mode       http1.BodyMode
+	length     int64
+	filtered   bool
+	chunkOut   bool
+	upReusable bool
+}
+
+// responseHead runs the ResponseFilters and builds the client's response
+// head in c.out. false: a filter failed and the request was answered.
+func (c *conn) responseHead(h *Handler, s *Session) (respPlan, bool) {
+	resp := &s.Resp
+	req := &s.Req
+	if err := s.Route.Chain.runResponse(s, resp); err != nil {
 		c.fail(h, err)
-		return done
+		return respPlan{}, false
+	}
+	if err := h.Chain.runResponse(s, resp); err != nil {
+		c.fail(h, err)
+		return respPlan{}, false
 	}
 	mode, length := http1.ResponseBodyMode(req.Method, resp)
 	upReusable := !resp.Close && mode != http1.BodyUntilClose
@@ -753,6 +793,12 @@ func (c *conn) relayResponse(h *Handler, s *Session, g *upstream.Group, up *upst
 	s.Status = status
 	c.wroteHead = true
 
+	return respPlan{mode, length, filtered, chunkOut, upReusable}, true
+}
+
+// relayBody streams the body of a response whose head is in c.out.
+func (c *conn) relayBody(h *Handler, s *Session, g *upstream.Group, up *upstream.Conn, pl respPlan) outcome {
+	mode, length, filtered, chunkOut := pl.mode, pl.length, pl.filtered, pl.chunkOut
 	var err error
 	var clientFailed bool
 	switch {
@@ -774,7 +820,7 @@ func (c *conn) relayResponse(h *Handler, s *Session, g *upstream.Group, up *upst
 		s.Err = &UpstreamError{s.Peer.Addr, "read body", err}
 		return failed
 	}
-	if upReusable {
+	if pl.upReusable {
 		up.Pool().Put(up)
 	} else {
 		up.Close()

@@ -29,6 +29,12 @@ staticcheck ./...
 step "go test -race"
 go test -race -count=1 -timeout 15m ./...
 
+step "engine packages and socket suites on the other engine"
+# Weir's listeners default to the event-loop engine and package proxy's
+# tests to the goroutine engine; each runs once more on the other one.
+WEIR_TEST_ENGINE=loop go test -race -count=1 -timeout 10m ./proxy/
+WEIR_TEST_ENGINE=goroutine go test -race -count=1 -timeout 10m ./adversarial/ ./e2e/ .
+
 step "fuzz targets, $FUZZTIME each"
 # Go 1.26's fuzzing coordinator can fail a target with a bare "context
 # deadline exceeded" just as -fuzztime ends, with nothing found

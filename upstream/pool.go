@@ -71,6 +71,11 @@ type Pool struct {
 	closed atomic.Bool  // set by Close: returned connections are closed
 	open   atomic.Int64 // all connections, busy and idle
 	dialed atomic.Int64 // connections ever dialed (for tests and metrics)
+	// extIdle counts idle connections held by event loops (AddIdle).
+	extIdle atomic.Int64
+	// epoch moves on every CloseIdle: event loops drop the idle
+	// connections they kept under an earlier one.
+	epoch atomic.Uint64
 }
 
 func newPool(addr string, opts PoolOptions) *Pool {
@@ -247,6 +252,7 @@ func (p *Pool) PruneClosed() int {
 
 // CloseIdle closes every idle connection.
 func (p *Pool) CloseIdle() {
+	p.epoch.Add(1)
 	p.mu.Lock()
 	idle := p.idle
 	p.idle = nil
@@ -259,10 +265,62 @@ func (p *Pool) CloseIdle() {
 // Stats reports the pool's open, idle and ever-dialed connection counts.
 func (p *Pool) Stats() (open, idle, dialed int64) {
 	p.mu.Lock()
-	idle = int64(len(p.idle))
+	idle = int64(len(p.idle)) + p.extIdle.Load()
 	p.mu.Unlock()
 	return p.open.Load(), idle, p.dialed.Load()
 }
 
 // Pool returns the pool the connection belongs to.
 func (c *Conn) Pool() *Pool { return c.pool }
+
+// An event loop (package proxy's) keeps connections of its own to a
+// peer, registered with the loop instead of sitting in Pool's idle list;
+// the methods below let it count them against the same limits and hand
+// one over to the goroutine engine.
+
+// Direct reports whether connections to the peer are plain TCP to the
+// pool's address, with no dial hook and no TLS: the kind an event loop
+// can open itself.
+func (p *Pool) Direct() bool { return p.opts.Dial == nil && p.opts.TLS == nil }
+
+// Addr is the peer's dial address.
+func (p *Pool) Addr() string { return p.addr }
+
+// Retired reports whether Close was called.
+func (p *Pool) Retired() bool { return p.closed.Load() }
+
+// Limits returns the idle bound, the idle timeout and the connect
+// timeout in force.
+func (p *Pool) Limits() (maxIdle int, idleTimeout, connectTimeout time.Duration) {
+	return p.opts.MaxIdle, p.opts.IdleTimeout, p.opts.ConnectTimeout
+}
+
+// Reserve counts a connection the caller is about to open; ErrPoolFull
+// when MaxPerPeer connections are open. Unreserve gives it back.
+func (p *Pool) Reserve() error {
+	if max := p.opts.MaxPerPeer; max > 0 && p.open.Load() >= int64(max) {
+		return ErrPoolFull
+	}
+	p.open.Add(1)
+	p.dialed.Add(1)
+	return nil
+}
+
+// Unreserve forgets a connection counted by Reserve that closed.
+func (p *Pool) Unreserve() { p.open.Add(-1) }
+
+// Epoch counts CloseIdle calls: an idle connection kept outside the pool
+// under an earlier epoch is to be closed.
+func (p *Pool) Epoch() uint64 { return p.epoch.Load() }
+
+// AddIdle moves the count of idle connections kept outside the pool's
+// own list (by an event loop), for Stats.
+func (p *Pool) AddIdle(n int64) { p.extIdle.Add(n) }
+
+// Adopt wraps a connection counted by Reserve, with the bytes already
+// read from it, as a Conn of this pool.
+func (p *Pool) Adopt(nc net.Conn, in rbuf.Buffer, reused bool) *Conn {
+	c := &Conn{Conn: nc, pool: p, In: in, Reused: reused}
+	c.initProbe(nc)
+	return c
+}

@@ -95,6 +95,12 @@ func StartWeir(t testing.TB, body string, opts weir.Options) *Weir {
 func StartWeirConfig(t testing.TB, cfg *config.Config, opts weir.Options) *Weir {
 	t.Helper()
 	w := &Weir{Log: &SyncBuffer{}}
+	if e := os.Getenv("WEIR_TEST_ENGINE"); e != "" {
+		// scripts/test.sh runs the end-to-end suites on each engine.
+		for i := range cfg.Listeners {
+			cfg.Listeners[i].Engine = e
+		}
+	}
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.NewTextHandler(w.Log, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	}
