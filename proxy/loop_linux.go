@@ -103,7 +103,8 @@ type loopConn struct {
 	gen    int32
 	c      *conn
 	h      *Handler
-	events uint32
+	rd     bool // input may be waiting (edge seen, not yet read dry)
+	hup    bool // the peer closed its side: a read will end
 
 	out    []byte // bytes written that the socket has not taken yet
 	outOff int
@@ -138,7 +139,8 @@ type loopUp struct {
 	lc       *loopConn // nil while idle
 	state    uint8
 	reused   bool
-	events   uint32
+	rd       bool // input may be waiting
+	hup      bool // the peer closed its side
 	wbuf     []byte
 	woff     int
 	got      bool
@@ -325,8 +327,7 @@ func (l *loop) accept() {
 		l.srv.connWG.Add(1)
 		l.srv.mu.Unlock()
 		l.conns[fd] = lc
-		lc.events = syscall.EPOLLIN
-		l.ctl(syscall.EPOLL_CTL_ADD, fd, lc.gen, lc.events)
+		l.ctl(syscall.EPOLL_CTL_ADD, fd, lc.gen, edgeEvents)
 		l.setDeadline(lc, l.now.Add(h.Limits.IdleTimeout), tIdle)
 	}
 }
@@ -357,40 +358,31 @@ func (l *loop) stopAccepting() {
 	}
 }
 
-// want sets the client connection's epoll interest: output first (the
-// next request waits until the last response is taken), the socket's
-// input only between requests.
-func (l *loop) want(lc *loopConn) {
-	if lc.closed {
-		return
-	}
-	var ev uint32
-	if lc.outOff < len(lc.out) {
-		ev = syscall.EPOLLOUT
-	} else if !lc.busy && !lc.queued {
-		ev = syscall.EPOLLIN
-	}
-	if ev != lc.events {
-		lc.events = ev
-		l.ctl(syscall.EPOLL_CTL_MOD, lc.fd, lc.gen, ev)
-	}
-}
+// Sockets are registered once, edge-triggered, for input and output:
+// no epoll_ctl per request. An input edge sets rd; a read that comes back
+// short (or EAGAIN) clears it, so nothing is read before the socket has
+// input and no input is left behind unnoticed.
+const edgeEvents = syscall.EPOLLIN | syscall.EPOLLOUT | syscall.EPOLLRDHUP | epollET
 
-func (l *loop) upWant(u *loopUp, ev uint32) {
-	if ev != u.events {
-		u.events = ev
-		l.ctl(syscall.EPOLL_CTL_MOD, u.fd, u.gen, ev)
-	}
-}
+// epollET is EPOLLET as the unsigned flag epoll_event carries.
+const epollET = 1 << 31
+
+const inputEvents = syscall.EPOLLIN | syscall.EPOLLRDHUP | syscall.EPOLLHUP | syscall.EPOLLERR
 
 func (l *loop) connEvent(lc *loopConn, ev uint32) {
+	if ev&inputEvents != 0 {
+		lc.rd = true
+		if ev&(syscall.EPOLLRDHUP|syscall.EPOLLHUP|syscall.EPOLLERR) != 0 {
+			lc.hup = true
+		}
+	}
 	if lc.outOff < len(lc.out) {
 		if ev&(syscall.EPOLLOUT|syscall.EPOLLERR|syscall.EPOLLHUP) != 0 {
-			l.flush(lc)
+			l.flush(lc) // reads on, through afterOutput, once the output is out
 		}
 		return
 	}
-	if ev&(syscall.EPOLLIN|syscall.EPOLLERR|syscall.EPOLLHUP) != 0 && !lc.busy {
+	if lc.rd && !lc.busy && !lc.queued {
 		l.clientReadable(lc)
 	}
 }
@@ -399,29 +391,30 @@ func (l *loop) connEvent(lc *loopConn, ev uint32) {
 func (l *loop) clientReadable(lc *loopConn) {
 	c := lc.c
 	h := l.handler()
-	defer l.want(lc)
-	c.acquireBuf()
-	if c.in.W == len(c.in.B) {
-		c.in.Compact()
-		if c.in.W == len(c.in.B) && len(c.in.B) < h.Limits.Parser.MaxHeaderBytes {
-			c.in.Grow(min(2*len(c.in.B), h.Limits.Parser.MaxHeaderBytes))
-		}
+	for !lc.closed && lc.rd && !lc.busy {
+		c.acquireBuf()
 		if c.in.W == len(c.in.B) {
-			// A head as large as the limit: the parser rejects it, or
-			// there is nothing more to read into.
-			l.parse(lc, h)
-			if lc.head {
-				l.closeConn(lc)
+			c.in.Compact()
+			if c.in.W == len(c.in.B) && len(c.in.B) < h.Limits.Parser.MaxHeaderBytes {
+				c.in.Grow(min(2*len(c.in.B), h.Limits.Parser.MaxHeaderBytes))
 			}
-			return
+			if c.in.W == len(c.in.B) {
+				// A head as large as the limit: the parser rejects it, or
+				// there is nothing more to read into.
+				l.parse(lc, h)
+				if lc.head {
+					l.closeConn(lc)
+				}
+				return
+			}
 		}
-	}
-	for {
+		room := len(c.in.B) - c.in.W
 		n, err := syscall.Read(lc.fd, c.in.B[c.in.W:])
 		if err == syscall.EINTR {
 			continue
 		}
 		if err == syscall.EAGAIN {
+			lc.rd = false
 			if c.in.Buffered() == 0 {
 				c.releaseBuf()
 			}
@@ -432,9 +425,25 @@ func (l *loop) clientReadable(lc *loopConn) {
 			return
 		}
 		c.in.W += n
-		break
+		if n < room && !lc.hup {
+			lc.rd = false
+		}
+		l.parse(lc, h)
+		if !lc.head {
+			// Started, handed over, or answered (finish queued what
+			// comes next).
+			return
+		}
+		// More of the head is to come: read on while input may be
+		// waiting, else wait for its edge.
 	}
-	l.parse(lc, h)
+}
+
+func (l *loop) enqueue(lc *loopConn) {
+	if !lc.queued {
+		lc.queued = true
+		l.ready = append(l.ready, lc)
+	}
 }
 
 // parse parses the buffered request head and starts the request.
@@ -574,7 +583,6 @@ func (l *loop) attempt(lc *loopConn) {
 		if u.state == upConnecting {
 			_, _, ct := u.pool.Limits()
 			l.setUpDeadline(u, l.now.Add(ct))
-			l.upWant(u, syscall.EPOLLOUT)
 			return
 		}
 		p.Begin()
@@ -630,24 +638,41 @@ func (l *loop) getUp(pool *upstream.Pool) (*loopUp, error) {
 	u := &loopUp{fd: fd, gen: l.nextGen(), pool: pool, state: state,
 		in: rbuf.Buffer{B: make([]byte, connBufSize)}}
 	l.ups[fd] = u
-	l.ctl(syscall.EPOLL_CTL_ADD, fd, u.gen, 0)
+	l.ctl(syscall.EPOLL_CTL_ADD, fd, u.gen, edgeEvents)
 	return u, nil
 }
 
 func (l *loop) upEvent(u *loopUp, ev uint32) {
+	if ev&inputEvents != 0 {
+		u.rd = true
+		if ev&(syscall.EPOLLRDHUP|syscall.EPOLLHUP|syscall.EPOLLERR) != 0 {
+			u.hup = true
+		}
+	}
+	out := ev&(syscall.EPOLLOUT|syscall.EPOLLERR|syscall.EPOLLHUP) != 0
 	switch u.state {
 	case upIdle:
-		// Readable while pooled: the peer closed it, or sent bytes
-		// nobody asked for (which must never be read as a response).
-		l.dropIdle(u)
+		// Input while pooled: the peer closed it, or sent bytes nobody
+		// asked for (which must never be read as a response).
+		if u.rd {
+			l.dropIdle(u)
+		}
 	case upConnecting:
-		l.connected(u)
+		if out {
+			l.connected(u)
+		}
 	case upWriting:
-		l.upWrite(u)
+		if out {
+			l.upWrite(u)
+		}
 	case upHead:
-		l.upReadHead(u)
+		if u.rd {
+			l.upReadHead(u)
+		}
 	case upBody:
-		l.upReadBody(u)
+		if u.rd && u.lc.outOff == len(u.lc.out) {
+			l.upReadBody(u)
+		}
 	}
 }
 
@@ -684,9 +709,8 @@ func (l *loop) upWrite(u *loopUp) {
 			continue
 		}
 		if err == syscall.EAGAIN {
-			u.state = upWriting
+			u.state = upWriting // on until an output edge
 			l.setUpDeadline(u, lc.c.deadline(lc.g.Timeouts.Idle))
-			l.upWant(u, syscall.EPOLLOUT)
 			return
 		}
 		if err != nil {
@@ -698,7 +722,9 @@ func (l *loop) upWrite(u *loopUp) {
 	u.state = upHead
 	// The response-head timeout is exact: a 504 must not come early.
 	l.setUpDeadline(u, lc.c.deadline(lc.g.Timeouts.ResponseHeader))
-	l.upWant(u, syscall.EPOLLIN)
+	if u.rd {
+		l.upReadHead(u) // an input edge came already
+	}
 }
 
 // beforeResponse handles a failure before any response byte arrived.
@@ -757,13 +783,16 @@ func (l *loop) upRead(u *loopUp) (int, error) {
 			return 0, rbuf.ErrFull
 		}
 	}
+	room := len(u.in.B) - u.in.W
 	for {
 		n, err := syscall.Read(u.fd, u.in.B[u.in.W:])
 		if err == syscall.EINTR {
 			continue
 		}
 		if err != nil {
-			if err != syscall.EAGAIN {
+			if err == syscall.EAGAIN {
+				u.rd = false
+			} else {
 				err = os.NewSyscallError("read", err)
 			}
 			return 0, err
@@ -772,6 +801,9 @@ func (l *loop) upRead(u *loopUp) (int, error) {
 			return 0, errEarlyClose
 		}
 		u.in.W += n
+		if n < room && !u.hup {
+			u.rd = false
+		}
 		return n, nil
 	}
 }
@@ -781,6 +813,7 @@ func (l *loop) upReadHead(u *loopUp) {
 	lc := u.lc
 	c, h, g := lc.c, lc.h, lc.g
 	s := &c.sess
+read:
 	if _, err := l.upRead(u); err != nil {
 		if err == syscall.EAGAIN {
 			return
@@ -799,6 +832,9 @@ func (l *loop) upReadHead(u *loopUp) {
 	for {
 		n, err := http1.ParseResponse(u.in.Unread(), &g.ResponseLimits, &s.Resp)
 		if err == http1.ErrIncomplete {
+			if u.rd {
+				goto read
+			}
 			return
 		}
 		if err != nil {
@@ -881,12 +917,13 @@ func (l *loop) relayed(lc *loopConn, u *loopUp, werr error) {
 func (l *loop) resumeBody(lc *loopConn) {
 	u := lc.up
 	if lc.outOff < len(lc.out) {
-		l.upWant(u, 0)
 		l.setUpDeadline(u, time.Time{})
 		return
 	}
 	l.setUpDeadline(u, lc.c.deadline(lc.g.Timeouts.Idle))
-	l.upWant(u, syscall.EPOLLIN)
+	if u.rd {
+		l.upReadBody(u)
+	}
 }
 
 func (l *loop) upReadBody(u *loopUp) {
@@ -926,14 +963,13 @@ var errUnexpectedEOF = noEOF(errors.New("EOF"))
 func (l *loop) putIdle(u *loopUp) {
 	maxIdle, idleTimeout, _ := u.pool.Limits()
 	list := l.idle[u.pool]
-	if u.in.Buffered() != 0 || u.pool.Retired() || maxIdle < 0 || len(list) >= max(maxIdle/max(runtime.GOMAXPROCS(0), 1), 1) {
+	if u.in.Buffered() != 0 || u.rd || u.hup || u.pool.Retired() || maxIdle < 0 || len(list) >= max(maxIdle/max(runtime.GOMAXPROCS(0), 1), 1) {
 		l.closeUp(u)
 		return
 	}
 	u.in.Reset()
 	u.state, u.wbuf, u.epoch = upIdle, nil, u.pool.Epoch()
 	l.setUpDeadline(u, l.now.Add(idleTimeout))
-	l.upWant(u, syscall.EPOLLIN)
 	l.idle[u.pool] = append(list, u)
 	u.pool.AddIdle(1)
 }
@@ -990,15 +1026,13 @@ func (l *loop) afterOutput(lc *loopConn) {
 		if lc.up != nil && lc.up.state == upBody {
 			l.resumeBody(lc)
 		}
-	} else if lc.c.in.Buffered() > 0 {
-		if !lc.queued {
-			lc.queued = true
-			l.ready = append(l.ready, lc)
-		}
+	} else if lc.c.in.Buffered() > 0 || lc.rd {
+		// The next request is buffered already (pipelined) or may be in
+		// the socket: it waits its turn in the ready list.
+		l.enqueue(lc)
 	} else {
 		l.setDeadline(lc, l.now.Add(l.handler().Limits.IdleTimeout), tIdle)
 	}
-	l.want(lc)
 }
 
 // runReady parses requests that were already buffered (pipelined).
@@ -1008,9 +1042,19 @@ func (l *loop) runReady() {
 		l.ready = nil
 		for _, lc := range batch {
 			lc.queued = false
-			if !lc.closed && !lc.busy && lc.outOff == len(lc.out) {
+			if lc.closed || lc.busy || lc.outOff < len(lc.out) {
+				continue
+			}
+			if lc.c.in.Buffered() > 0 {
 				l.parse(lc, l.handler())
-				l.want(lc)
+				if !lc.head {
+					continue
+				}
+			}
+			if lc.rd {
+				l.clientReadable(lc)
+			} else if lc.c.in.Buffered() == 0 {
+				l.setDeadline(lc, l.now.Add(l.handler().Limits.IdleTimeout), tIdle)
 			}
 		}
 	}
@@ -1023,7 +1067,6 @@ func (l *loop) closeAfterFlush(lc *loopConn) {
 		return
 	}
 	l.setDeadline(lc, lc.wdl, tWrite)
-	l.want(lc)
 }
 
 // flush writes queued output the socket can take now.
@@ -1185,7 +1228,7 @@ func fdConn(fd int) (net.Conn, error) {
 // notices a drain or a closed listener.
 func (l *loop) housekeeping() {
 	if l.lfd >= 0 {
-		if l.srv.draining.Load() || l.lnRaw.Control(func(uintptr) {}) != nil {
+		if l.srv.draining.Load() || l.now.Sub(l.lastScan) >= loopTick && l.lnRaw.Control(func(uintptr) {}) != nil {
 			l.stopAccepting()
 		} else if l.paused && (l.resumeAt.IsZero() || !l.now.Before(l.resumeAt)) &&
 			(l.ls.slots == nil || len(l.ls.slots) < cap(l.ls.slots)) {
@@ -1296,9 +1339,8 @@ func (lc *loopConn) Write(b []byte) (int, error) {
 			return n, nil
 		}
 	}
-	lc.out = append(lc.out, b...)
+	lc.out = append(lc.out, b...) // sent on the next output edge
 	lc.l.setDeadline(lc, lc.wdl, tWrite)
-	lc.l.want(lc)
 	return n, nil
 }
 
