@@ -22,7 +22,7 @@ import (
 )
 
 // loopFront starts the event-loop engine in front of g.
-func loopFront(t *testing.T, h *Handler, g *upstream.Group) (string, *Server) {
+func loopFront(t testing.TB, h *Handler, g *upstream.Group) (string, *Server) {
 	t.Helper()
 	r := &Route{Name: "all", Upstream: g}
 	if h == nil {
@@ -232,5 +232,22 @@ func TestLoopTimeouts(t *testing.T) {
 	}
 	if got, took := read(""); got != "" || took < 250*time.Millisecond {
 		t.Errorf("idle connection: %q after %v, want a quiet close after the idle timeout", got, took)
+	}
+}
+
+// BenchmarkProxyKeepAliveLoop is BenchmarkProxyKeepAlive on the event
+// loop.
+func BenchmarkProxyKeepAliveLoop(b *testing.B) {
+	origin := testkit.Fixed(b, []byte("HTTP/1.1 200 OK\r\nContent-Length: 12\r\nContent-Type: text/plain\r\n\r\nhello world\n"))
+	g := group(b, upstream.ProtoHTTP1, origin)
+	addr, _ := loopFront(b, &Handler{Limits: Limits{MaxRequestsPerConn: 1 << 30}}, g)
+	k := testkit.DialKeepAlive(b, addr, []byte("GET /bench HTTP/1.1\r\nHost: bench.local\r\nUser-Agent: bench\r\nAccept: */*\r\n\r\n"), 12)
+	for range 100 {
+		k.RoundTrip()
+	}
+	b.ReportAllocs()
+	b.ResetTimer()
+	for range b.N {
+		k.RoundTrip()
 	}
 }

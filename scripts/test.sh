@@ -74,7 +74,7 @@ grep -E '^Benchmark' /tmp/weir-bench-smoke.txt
 # The HTTP/1.1 proxy path allocates nothing per request in steady state,
 # the engine alone and with the built-in filters of a typical
 # configuration: a regression fails here.
-for b in BenchmarkProxyKeepAlive BenchmarkConfiguredProxy; do
+for b in BenchmarkProxyKeepAlive BenchmarkProxyKeepAliveLoop BenchmarkConfiguredProxy; do
 	line=$(grep -E "^$b(-[0-9]+)?[[:space:]]" /tmp/weir-bench-smoke.txt || true)
 	if [ -z "$line" ]; then
 		echo "benchmark smoke: $b did not run" >&2
