@@ -52,6 +52,11 @@ type Options struct {
 	// Filters run for every request, before the built-in access log.
 	// Each must implement at least one hook of package proxy.
 	Filters []any
+	// NonBlockingFilters declares that Filters never block (no network
+	// calls, no long-held locks), so listeners with engine: loop keep the
+	// event-loop engine, which runs filters on its loop goroutines. Left
+	// false with Filters set, every listener uses the goroutine engine.
+	NonBlockingFilters bool
 }
 
 // Server is a running (or ready to run) Weir.
@@ -410,7 +415,7 @@ func (s *Server) listen(lc *net.ListenConfig, c *config.Listener) (_ *listener, 
 	h := c.HTTP2
 	l := &listener{name: c.Name, opts: &proxy.ListenerOptions{
 		H2C:       h.H2C,
-		EventLoop: c.Engine == config.EngineLoop,
+		EventLoop: c.Engine == config.EngineLoop && (len(s.opts.Filters) == 0 || s.opts.NonBlockingFilters),
 		H2: proxy.H2Limits{
 			MaxConcurrentStreams: uint32(h.MaxConcurrentStreams),
 			MaxHeaderListSize:    uint32(h.MaxHeaderListSize),
@@ -630,7 +635,7 @@ func (s *Server) Reload(cfg *config.Config) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if !sameListeners(s.cfg, cfg) {
-		return errors.New("reload: listeners changed (address, tls, http2 or http3); restart Weir to change listeners")
+		return errors.New("reload: listeners changed (address, tls, http2, http3 or engine); restart Weir to change listeners")
 	}
 	if !sameForwardProxies(s.cfg, cfg) {
 		return errors.New("reload: forward_proxies changed; restart Weir to change forward proxies (their users files reload by themselves)")

@@ -5,9 +5,11 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"net/http"
 	"testing"
 	"time"
 
+	"github.com/weirproxy/weir"
 	"github.com/weirproxy/weir/proxy"
 	"github.com/weirproxy/weir/upstream"
 )
@@ -48,4 +50,51 @@ func engineFront(t testing.TB, lo *proxy.ListenerOptions, route func(*proxy.Rout
 		g.Close()
 	})
 	return srv, ln.Addr().String()
+}
+
+// blockingFilter holds requests for /slow until release closes.
+type blockingFilter struct {
+	entered chan struct{}
+	release chan struct{}
+}
+
+func (f *blockingFilter) RequestFilter(s *proxy.Session) error {
+	if string(s.Req.Path) == "/slow" {
+		f.entered <- struct{}{}
+		<-f.release
+	}
+	return nil
+}
+
+// TestLibraryFiltersMayBlock: a library user's filter that blocks (here
+// on a channel, as one waiting on an auth service would) holds only its
+// own request. With Options.Filters set and NonBlockingFilters not, Weir
+// serves the listener with a goroutine per connection, so another
+// client's request is answered meanwhile; on an event loop it would wait
+// behind the blocked filter.
+func TestLibraryFiltersMayBlock(t *testing.T) {
+	o := newOrigin(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "ok") }))
+	f := &blockingFilter{entered: make(chan struct{}), release: make(chan struct{})}
+	p := startWeir(t, oneRouteConfig(o, "", ""), weir.Options{Filters: []any{f}})
+	slow := make(chan int, 1)
+	go func() {
+		code, _ := get(t, newClient(t), p.url("/slow"))
+		slow <- code
+	}()
+	select {
+	case <-f.entered:
+	case <-time.After(5 * time.Second):
+		t.Fatal("the /slow request never reached the filter")
+	}
+	c := newClient(t)
+	c.Timeout = 5 * time.Second
+	resp, err := c.Get(p.url("/fast"))
+	close(f.release)
+	if err != nil {
+		t.Fatalf("a request behind a blocked filter: %v", err)
+	}
+	resp.Body.Close()
+	if code := <-slow; code != 200 || resp.StatusCode != 200 {
+		t.Fatalf("statuses: /slow %d, /fast %d", code, resp.StatusCode)
+	}
 }

@@ -90,6 +90,7 @@ type loop struct {
 	paused   bool // not accepting: at MaxConns or after an accept error
 	resumeAt time.Time
 
+	local     netip.AddrPort // the listener's address, unless a wildcard
 	directFor *Handler
 	direct    map[*upstream.Group]bool
 	stopped   func()
@@ -98,13 +99,13 @@ type loop struct {
 // loopConn is a client connection served by a loop. Its conn's nc is the
 // loopConn itself (see Write), so the engine's code writes through it.
 type loopConn struct {
-	l      *loop
-	fd     int
-	gen    int32
-	c      *conn
-	h      *Handler
-	rd     bool // input may be waiting (edge seen, not yet read dry)
-	hup    bool // the peer closed its side: a read will end
+	l   *loop
+	fd  int
+	gen int32
+	c   *conn
+	h   *Handler
+	rd  bool // input may be waiting (edge seen, not yet read dry)
+	hup bool // the peer closed its side: a read will end
 
 	out    []byte // bytes written that the socket has not taken yet
 	outOff int
@@ -155,6 +156,10 @@ func (s *Server) serveLoops(ln *net.TCPListener, ls *listenerState) error {
 	if err != nil {
 		return err
 	}
+	local := addrPort(ln.Addr())
+	if local.Addr().IsUnspecified() {
+		local = netip.AddrPort{}
+	}
 	n := runtime.GOMAXPROCS(0)
 	stop := make(chan struct{})
 	var once sync.Once
@@ -170,7 +175,7 @@ func (s *Server) serveLoops(ln *net.TCPListener, ls *listenerState) error {
 		if derr == nil {
 			var ep int
 			if ep, derr = syscall.EpollCreate1(syscall.EPOLL_CLOEXEC); derr == nil {
-				l := &loop{srv: s, ls: ls, lnRaw: rc, lfd: lfd, ep: ep,
+				l := &loop{srv: s, ls: ls, lnRaw: rc, lfd: lfd, ep: ep, local: local,
 					conns: map[int]*loopConn{}, ups: map[int]*loopUp{}, idle: map[*upstream.Pool][]*loopUp{},
 					direct: map[*upstream.Group]bool{}, stopped: func() { once.Do(func() { close(stop) }) }}
 				l.ctl(syscall.EPOLL_CTL_ADD, lfd, 0, syscall.EPOLLIN|epollExclusive)
@@ -310,9 +315,12 @@ func (l *loop) accept() {
 			return
 		}
 		_ = syscall.SetsockoptInt(fd, syscall.IPPROTO_TCP, syscall.TCP_NODELAY, 1)
-		c := &conn{srv: l.srv, ls: l.ls, altSvc: l.ls.opts.AltSvc, client: sockaddrPort(sa)}
-		if la, err := syscall.Getsockname(fd); err == nil {
-			c.local = sockaddrPort(la)
+		c := &conn{srv: l.srv, ls: l.ls, altSvc: l.ls.opts.AltSvc, client: sockaddrPort(sa), local: l.local}
+		if !l.local.IsValid() {
+			// A wildcard listener: the address the client reached.
+			if la, err := syscall.Getsockname(fd); err == nil {
+				c.local = sockaddrPort(la)
+			}
 		}
 		lc := &loopConn{l: l, fd: fd, gen: l.nextGen(), c: c}
 		c.nc = lc
@@ -1035,9 +1043,13 @@ func (l *loop) afterOutput(lc *loopConn) {
 	}
 }
 
-// runReady parses requests that were already buffered (pipelined).
+// runReady goes on with connections whose next request is buffered
+// (pipelined) or may be in the socket. One pass per round of events: a
+// connection queued again (its request answered at once) waits for the
+// next round, so a client pipelining locally answered requests cannot
+// keep the loop from the others.
 func (l *loop) runReady() {
-	for len(l.ready) > 0 {
+	if len(l.ready) > 0 {
 		batch := l.ready
 		l.ready = nil
 		for _, lc := range batch {

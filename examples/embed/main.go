@@ -73,7 +73,12 @@ func main() {
 	if key == "" {
 		key = "secret"
 	}
-	srv, err := weir.New(cfg, weir.Options{Filters: []any{apiKey{key: []byte(key)}, servedBy{}}})
+	srv, err := weir.New(cfg, weir.Options{
+		Filters: []any{apiKey{key: []byte(key)}, servedBy{}},
+		// Both filters only compare and set headers: they never block, so
+		// the listener keeps its event loop.
+		NonBlockingFilters: true,
+	})
 	if err != nil {
 		slog.Error("cannot start", "err", err)
 		os.Exit(1)

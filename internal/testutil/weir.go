@@ -46,8 +46,12 @@ func ParseConfig(t testing.TB, body string) *config.Config {
 	if err != nil {
 		t.Fatalf("configuration rejected:\n%v\n--- configuration ---\n%s", err, text)
 	}
+	engine := os.Getenv("WEIR_TEST_ENGINE") // scripts/test.sh runs the suites on each engine
 	for i := range cfg.Listeners {
 		cfg.Listeners[i].Address = "127.0.0.1:0"
+		if engine != "" {
+			cfg.Listeners[i].Engine = engine
+		}
 	}
 	return cfg
 }
@@ -95,12 +99,6 @@ func StartWeir(t testing.TB, body string, opts weir.Options) *Weir {
 func StartWeirConfig(t testing.TB, cfg *config.Config, opts weir.Options) *Weir {
 	t.Helper()
 	w := &Weir{Log: &SyncBuffer{}}
-	if e := os.Getenv("WEIR_TEST_ENGINE"); e != "" {
-		// scripts/test.sh runs the end-to-end suites on each engine.
-		for i := range cfg.Listeners {
-			cfg.Listeners[i].Engine = e
-		}
-	}
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.NewTextHandler(w.Log, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	}
