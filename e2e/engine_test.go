@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"runtime"
 	"testing"
 	"time"
 
@@ -68,7 +69,7 @@ func (f *blockingFilter) RequestFilter(s *proxy.Session) error {
 
 // TestLibraryFiltersMayBlock: a library user's filter that blocks (here
 // on a channel, as one waiting on an auth service would) holds only its
-// own request. With Options.Filters set and NonBlockingFilters not, Weir
+// own requests. With Options.Filters set and NonBlockingFilters not, Weir
 // serves the listener with a goroutine per connection, so another
 // client's request is answered meanwhile; on an event loop it would wait
 // behind the blocked filter.
@@ -76,15 +77,25 @@ func TestLibraryFiltersMayBlock(t *testing.T) {
 	o := newOrigin(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "ok") }))
 	f := &blockingFilter{entered: make(chan struct{}), release: make(chan struct{})}
 	p := startWeir(t, oneRouteConfig(o, "", ""), weir.Options{Filters: []any{f}})
-	slow := make(chan int, 1)
-	go func() {
-		code, _ := get(t, newClient(t), p.url("/slow"))
-		slow <- code
-	}()
-	select {
-	case <-f.entered:
-	case <-time.After(5 * time.Second):
-		t.Fatal("the /slow request never reached the filter")
+	// One held request per core: event loops (one per core) would all be
+	// stuck, each in one of them.
+	n := runtime.GOMAXPROCS(0)
+	slow := make(chan int, n)
+	for range n {
+		go func() {
+			resp, err := newClient(t).Get(p.url("/slow"))
+			if err != nil {
+				slow <- 0
+				return
+			}
+			resp.Body.Close()
+			slow <- resp.StatusCode
+		}()
+		select {
+		case <-f.entered:
+		case <-time.After(5 * time.Second):
+			t.Fatal("a /slow request never reached the filter")
+		}
 	}
 	c := newClient(t)
 	c.Timeout = 5 * time.Second
@@ -94,7 +105,9 @@ func TestLibraryFiltersMayBlock(t *testing.T) {
 		t.Fatalf("a request behind a blocked filter: %v", err)
 	}
 	resp.Body.Close()
-	if code := <-slow; code != 200 || resp.StatusCode != 200 {
-		t.Fatalf("statuses: /slow %d, /fast %d", code, resp.StatusCode)
+	for range n {
+		if code := <-slow; code != 200 || resp.StatusCode != 200 {
+			t.Fatalf("statuses: /slow %d, /fast %d", code, resp.StatusCode)
+		}
 	}
 }
