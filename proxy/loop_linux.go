@@ -1348,6 +1348,11 @@ func (l *loop) housekeeping() {
 		}
 		l.expireUp(u)
 	}
+	for pool, list := range l.idle {
+		if len(list) == 0 && pool.Retired() {
+			delete(l.idle, pool) // a pool a reload retired
+		}
+	}
 }
 
 // expireUp acts on a peer connection whose deadline passed.
