@@ -12,6 +12,7 @@ import (
 	"sync/atomic"
 	"syscall"
 	"time"
+	"unsafe"
 
 	"github.com/weirproxy/weir/http1"
 	"github.com/weirproxy/weir/internal/rbuf"
@@ -471,7 +472,7 @@ func (l *loop) clientReadable(lc *loopConn) {
 			}
 		}
 		room := len(c.in.B) - c.in.W
-		n, err := syscall.Read(lc.fd, c.in.B[c.in.W:])
+		n, err := sockRead(lc.fd, c.in.B[c.in.W:])
 		if err == syscall.EINTR {
 			continue
 		}
@@ -766,7 +767,7 @@ func (l *loop) connectFailed(lc *loopConn, u *loopUp, err error) {
 func (l *loop) upWrite(u *loopUp) {
 	lc := u.lc
 	for u.woff < len(u.wbuf) {
-		n, err := syscall.Write(u.fd, u.wbuf[u.woff:])
+		n, err := sockWrite(u.fd, u.wbuf[u.woff:])
 		if err == syscall.EINTR {
 			continue
 		}
@@ -847,7 +848,7 @@ func (l *loop) upRead(u *loopUp) (int, error) {
 	}
 	room := len(u.in.B) - u.in.W
 	for {
-		n, err := syscall.Read(u.fd, u.in.B[u.in.W:])
+		n, err := sockRead(u.fd, u.in.B[u.in.W:])
 		if err == syscall.EINTR {
 			continue
 		}
@@ -1138,7 +1139,7 @@ func (l *loop) closeAfterFlush(lc *loopConn) {
 // flush writes queued output the socket can take now.
 func (l *loop) flush(lc *loopConn) {
 	for lc.outOff < len(lc.out) {
-		n, err := syscall.Write(lc.fd, lc.out[lc.outOff:])
+		n, err := sockWrite(lc.fd, lc.out[lc.outOff:])
 		if err == syscall.EINTR {
 			continue
 		}
@@ -1394,7 +1395,7 @@ func (lc *loopConn) Write(b []byte) (int, error) {
 	n := len(b)
 	if lc.outOff == len(lc.out) {
 		for len(b) > 0 {
-			m, err := syscall.Write(lc.fd, b)
+			m, err := sockWrite(lc.fd, b)
 			if err == syscall.EINTR {
 				continue
 			}
@@ -1437,4 +1438,30 @@ func (lc *loopConn) SetReadDeadline(time.Time) error { return nil }
 func (lc *loopConn) SetWriteDeadline(t time.Time) error {
 	lc.wdl = t
 	return nil
+}
+
+// sockRead and sockWrite are read(2) and write(2) on the loop's
+// non-blocking sockets, made without the scheduler's enter/exit
+// bookkeeping of syscall.Read and Write: they never block, so there is
+// no P to hand over while they run.
+func sockRead(fd int, b []byte) (int, error) {
+	if len(b) == 0 {
+		return 0, nil
+	}
+	n, _, e := syscall.RawSyscall(syscall.SYS_READ, uintptr(fd), uintptr(unsafe.Pointer(&b[0])), uintptr(len(b)))
+	if e != 0 {
+		return -1, e
+	}
+	return int(n), nil
+}
+
+func sockWrite(fd int, b []byte) (int, error) {
+	if len(b) == 0 {
+		return 0, nil
+	}
+	n, _, e := syscall.RawSyscall(syscall.SYS_WRITE, uintptr(fd), uintptr(unsafe.Pointer(&b[0])), uintptr(len(b)))
+	if e != 0 {
+		return -1, e
+	}
+	return int(n), nil
 }
