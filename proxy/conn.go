@@ -164,12 +164,7 @@ func addrPort(a net.Addr) netip.AddrPort {
 // serve is the connection's goroutine: it reads requests until the client
 // goes away, an error closes the connection, or the server drains.
 func (c *conn) serve() {
-	defer func() {
-		c.nc.Close()
-		c.in.Reset()
-		c.release()
-		c.srv.forget(c)
-	}()
+	defer c.close()
 	if c.ls.opts.TLS != nil {
 		if !c.handshake(c.srv.handler.Load()) {
 			return
@@ -199,6 +194,20 @@ func (c *conn) serveRequests() {
 			return
 		}
 	}
+}
+
+// close closes the socket, gives back what the connection held and
+// forgets it.
+func (c *conn) close() {
+	c.nc.Close()
+	c.retire()
+}
+
+// retire gives back what a closed connection held and forgets it.
+func (c *conn) retire() {
+	c.in.Reset()
+	c.release()
+	c.srv.forget(c)
 }
 
 // setIdle marks the connection idle (blocked waiting for a new request) or
@@ -272,9 +281,7 @@ func (c *conn) readRequest(h *Handler) bool {
 			c.rdl = time.Now().Add(lim.HeaderReadTimeout)
 			_ = c.nc.SetReadDeadline(c.rdl)
 		}
-		if c.in.W == len(c.in.B) && len(c.in.B) < lim.Parser.MaxHeaderBytes {
-			c.in.Grow(min(2*len(c.in.B), lim.Parser.MaxHeaderBytes))
-		}
+		c.growForHead(h)
 		if _, err := c.in.Fill(c.nc); err != nil {
 			if isTimeout(err) {
 				c.writeError(h, 408, false)
@@ -298,6 +305,14 @@ func (c *conn) headParsed(h *Handler, n int, now time.Time) {
 	}
 	if (s.Req.ContentLength > 0 || s.Req.Chunked) && len(c.in.B)-c.in.Floor < minBodyRoom {
 		c.detachHead(h)
+	}
+}
+
+// growForHead doubles a full read buffer, up to the head limit, for a
+// request head that does not fit yet.
+func (c *conn) growForHead(h *Handler) {
+	if max := h.Limits.Parser.MaxHeaderBytes; c.in.W == len(c.in.B) && len(c.in.B) < max {
+		c.in.Grow(min(2*len(c.in.B), max))
 	}
 }
 

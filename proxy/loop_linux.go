@@ -100,6 +100,7 @@ type loop struct {
 	resumeAt time.Time
 
 	local     netip.AddrPort // the listener's address, unless a wildcard
+	loops     int            // how many loops serve the listener
 	directFor *Handler
 	direct    map[*upstream.Group]bool
 	stopped   func()
@@ -134,9 +135,7 @@ type loopConn struct {
 	g     *upstream.Group
 	p     *upstream.Peer
 	begun bool
-	key   uint64
-	tried uint64
-	stale int
+	att   attempts
 	left  int64
 	pl    respPlan
 }
@@ -184,7 +183,7 @@ func (s *Server) serveLoops(ln *net.TCPListener, ls *listenerState) error {
 		if derr == nil {
 			var ep int
 			if ep, derr = syscall.EpollCreate1(syscall.EPOLL_CLOEXEC); derr == nil {
-				l := &loop{srv: s, ls: ls, lnRaw: rc, lfd: lfd, ep: ep, local: local,
+				l := &loop{srv: s, ls: ls, lnRaw: rc, lfd: lfd, ep: ep, local: local, loops: n,
 					conns: map[int]*loopConn{}, ups: map[int]*loopUp{}, idle: map[*upstream.Pool][]*loopUp{},
 					direct: map[*upstream.Group]bool{}, stopped: func() { once.Do(func() { close(stop) }) }}
 				if derr = l.initWait(); derr == nil {
@@ -458,9 +457,7 @@ func (l *loop) clientReadable(lc *loopConn) {
 		c.acquireBuf()
 		if c.in.W == len(c.in.B) {
 			c.in.Compact()
-			if c.in.W == len(c.in.B) && len(c.in.B) < h.Limits.Parser.MaxHeaderBytes {
-				c.in.Grow(min(2*len(c.in.B), h.Limits.Parser.MaxHeaderBytes))
-			}
+			c.growForHead(h)
 			if c.in.W == len(c.in.B) {
 				// A head as large as the limit: the parser rejects it, or
 				// there is nothing more to read into.
@@ -537,8 +534,7 @@ func (l *loop) parse(lc *loopConn, h *Handler) {
 	req := &s.Req
 	// A small body that arrived with its head goes out with it, as in
 	// conn.proxy; a body still to come is streamed by a goroutine.
-	inline := !req.Chunked && req.ContentLength > 0 && req.ContentLength <= inlineBody &&
-		int64(c.in.Buffered()) >= req.ContentLength && !req.Header.Has("Expect")
+	inline := c.bodyBuffered() && !req.Header.Has("Expect")
 	if (req.ContentLength > 0 || req.Chunked) && !inline || req.IsMethod("CONNECT") || isUpgrade(req) {
 		l.handoff(lc, func(c *conn) bool { return c.handle(h) })
 		return
@@ -580,7 +576,7 @@ func (l *loop) start(lc *loopConn, h *Handler) {
 			return
 		}
 	}
-	lc.g, lc.key, lc.tried, lc.stale = g, hashKey(g, s), 0, 0
+	lc.g, lc.att = g, attempts{key: hashKey(g, s)}
 	l.attempt(lc)
 }
 
@@ -611,20 +607,11 @@ func (l *loop) attempt(lc *loopConn) {
 	c, h, g := lc.c, lc.h, lc.g
 	s := &c.sess
 	for {
-		p := g.Balancer.Pick(lc.key, lc.tried)
+		p := c.pick(h, g, &lc.att)
 		if p == nil {
-			if s.Attempts == 0 {
-				s.Err = errNoPeer
-				c.writeError(h, 503, true)
-			} else {
-				c.upstreamFailed(h, s.Err)
-			}
 			l.finish(lc)
 			return
 		}
-		lc.tried |= 1 << uint(p.Index)
-		s.Peer = p
-		s.Attempts++
 		u, err := l.getUp(p.Pool())
 		if err != nil {
 			if c.connectFailed(h, g, p, err) {
@@ -635,13 +622,7 @@ func (l *loop) attempt(lc *loopConn) {
 		}
 		lc.p, lc.up, u.lc = p, u, lc
 		s.Reused = u.reused
-		if !s.UpstreamReq.Header.Has("Host") {
-			s.UpstreamReq.Header.AddString("Host", p.Addr)
-		}
-		c.up = http1.AppendRequestHead(c.up[:0], &s.UpstreamReq)
-		if cl := s.Req.ContentLength; cl > 0 {
-			c.up = append(c.up, c.in.Unread()[:cl]...)
-		}
+		c.requestBytes(s, s.Req.ContentLength > 0) // a body here is inline
 		u.wbuf, u.woff, u.got = c.up, 0, false
 		if u.state == upConnecting {
 			_, _, ct := u.pool.Limits()
@@ -806,35 +787,13 @@ func (l *loop) beforeResponse(lc *loopConn, u *loopUp, phase string, err error, 
 
 // outcome acts on how an attempt ended, as conn.proxy does.
 func (l *loop) outcome(lc *loopConn, res outcome) {
-	c, h, g, p := lc.c, lc.h, lc.g, lc.p
-	s := &c.sess
 	if lc.begun {
 		lc.begun = false
-		p.End()
+		lc.p.End()
 	}
-	switch res {
-	case done:
-		p.ReportSuccess()
-	case retryStale:
-		p.Pool().PruneClosed()
-		lc.stale++
-		if lc.stale <= 3 {
-			lc.tried &^= 1 << uint(p.Index)
-			s.Attempts--
-			l.attempt(lc)
-			return
-		}
-		c.peerFailed(h, g, p)
-		c.upstreamFailed(h, s.Err)
-	case retryPeer:
-		c.peerFailed(h, g, p)
-		if s.Attempts <= g.Retries {
-			l.attempt(lc)
-			return
-		}
-		c.upstreamFailed(h, s.Err)
-	case failed:
-		c.peerFailed(h, g, p)
+	if lc.c.settle(lc.h, lc.g, lc.p, res, &lc.att) {
+		l.attempt(lc)
+		return
 	}
 	l.finish(lc)
 }
@@ -876,48 +835,39 @@ func (l *loop) upReadHead(u *loopUp) {
 	lc := u.lc
 	c, h, g := lc.c, lc.h, lc.g
 	s := &c.sess
-read:
-	if _, err := l.upRead(u); err != nil {
-		if err == syscall.EAGAIN {
-			return
-		}
-		if !u.got {
-			l.beforeResponse(lc, u, "read response", err, false)
-			return
-		}
-		l.closeUp(u)
-		s.Err = &UpstreamError{lc.p.Addr, "read response", err}
-		c.upstreamFailed(h, s.Err)
-		l.outcome(lc, failed)
-		return
-	}
-	u.got = true
 	for {
-		n, err := http1.ParseResponse(u.in.Unread(), &g.ResponseLimits, &s.Resp)
-		if err == http1.ErrIncomplete {
-			if u.rd {
-				goto read
+		if _, err := l.upRead(u); err != nil {
+			if err == syscall.EAGAIN {
+				return
 			}
-			return
-		}
-		if err != nil {
+			if !u.got {
+				l.beforeResponse(lc, u, "read response", err, false)
+				return
+			}
 			l.closeUp(u)
 			s.Err = &UpstreamError{lc.p.Addr, "read response", err}
 			c.upstreamFailed(h, s.Err)
 			l.outcome(lc, failed)
 			return
 		}
-		u.in.Consume(n)
-		if s.Resp.Status >= 100 && s.Resp.Status < 200 && s.Resp.Status != 101 {
-			s.Resp.Reset()
-			continue
+		u.got = true
+		err := parseResponseHead(&u.in, &g.ResponseLimits, &s.Resp)
+		if err == nil {
+			break
 		}
-		break
+		if err != http1.ErrIncomplete {
+			l.closeUp(u)
+			s.Err = &UpstreamError{lc.p.Addr, "read response", err}
+			c.upstreamFailed(h, s.Err)
+			l.outcome(lc, failed)
+			return
+		}
+		if !u.rd {
+			return // the rest of the head comes with the next edge
+		}
 	}
-	if cl := s.Req.ContentLength; cl > 0 {
-		c.in.Consume(int(cl))
-		c.bodyDone = true
-		s.BytesIn = cl
+	if s.Req.ContentLength > 0 {
+		c.inlineBodySent()
 	}
 	s.UpstreamHeadAt = l.now
 	mode, length := http1.ResponseBodyMode(s.Req.Method, &s.Resp)
@@ -1026,7 +976,7 @@ var errUnexpectedEOF = noEOF(errors.New("EOF"))
 func (l *loop) putIdle(u *loopUp) {
 	maxIdle, idleTimeout, _ := u.pool.Limits()
 	list := l.idle[u.pool]
-	if u.in.Buffered() != 0 || u.rd || u.hup || u.pool.Retired() || maxIdle < 0 || len(list) >= max(maxIdle/max(runtime.GOMAXPROCS(0), 1), 1) {
+	if u.in.Buffered() != 0 || u.rd || u.hup || u.pool.Retired() || maxIdle < 0 || len(list) >= max(maxIdle/l.loops, 1) {
 		l.closeUp(u)
 		return
 	}
@@ -1197,10 +1147,7 @@ func (l *loop) closeConn(lc *loopConn) {
 	}
 	delete(l.conns, lc.fd)
 	syscall.Close(lc.fd)
-	c := lc.c
-	c.in.Reset()
-	c.release()
-	l.srv.forget(c)
+	lc.c.retire()
 }
 
 // handoff gives the connection to a goroutine of the goroutine engine,
@@ -1213,9 +1160,7 @@ func (l *loop) handoff(lc *loopConn, step func(*conn) bool) {
 	nc, err := fdConn(lc.fd)
 	if err != nil {
 		l.handler().ErrorLog.Warn("event loop: handing a connection over failed", "client", c.client, "err", err)
-		c.in.Reset()
-		c.release()
-		l.srv.forget(c)
+		c.retire()
 		return
 	}
 	pending := lc.out[lc.outOff:]
@@ -1226,12 +1171,7 @@ func (l *loop) handoff(lc *loopConn, step func(*conn) bool) {
 	c.initRaw()
 	c.rdl, c.wdl = time.Time{}, time.Time{}
 	go func() {
-		defer func() {
-			c.nc.Close()
-			c.in.Reset()
-			c.release()
-			c.srv.forget(c)
-		}()
+		defer c.close()
 		if len(pending) > 0 {
 			_ = c.nc.SetWriteDeadline(time.Now().Add(wt))
 			if _, err := c.nc.Write(pending); err != nil {
@@ -1263,7 +1203,7 @@ func (l *loop) handoffRelay(lc *loopConn, u *loopUp, headBuilt bool) {
 		return
 	}
 	up := u.pool.Adopt(nc, u.in, u.reused)
-	plan := lc.pl
+	plan, att := lc.pl, lc.att
 	l.handoff(lc, func(c *conn) bool {
 		s := &c.sess
 		var res outcome
@@ -1273,12 +1213,7 @@ func (l *loop) handoffRelay(lc *loopConn, u *loopUp, headBuilt bool) {
 			res = c.relayBody(h, s, g, up, plan)
 		}
 		p.End()
-		switch res {
-		case done:
-			p.ReportSuccess()
-		case failed:
-			c.peerFailed(h, g, p)
-		}
+		c.settle(h, g, p, res, &att) // done or failed: a relay is not retried
 		return c.finish(h)
 	})
 }
@@ -1444,22 +1379,15 @@ func (lc *loopConn) SetWriteDeadline(t time.Time) error {
 // non-blocking sockets, made without the scheduler's enter/exit
 // bookkeeping of syscall.Read and Write: they never block, so there is
 // no P to hand over while they run.
-func sockRead(fd int, b []byte) (int, error) {
-	if len(b) == 0 {
-		return 0, nil
-	}
-	n, _, e := syscall.RawSyscall(syscall.SYS_READ, uintptr(fd), uintptr(unsafe.Pointer(&b[0])), uintptr(len(b)))
-	if e != 0 {
-		return -1, e
-	}
-	return int(n), nil
-}
+func sockRead(fd int, b []byte) (int, error) { return sockIO(syscall.SYS_READ, fd, b) }
 
-func sockWrite(fd int, b []byte) (int, error) {
+func sockWrite(fd int, b []byte) (int, error) { return sockIO(syscall.SYS_WRITE, fd, b) }
+
+func sockIO(trap uintptr, fd int, b []byte) (int, error) {
 	if len(b) == 0 {
 		return 0, nil
 	}
-	n, _, e := syscall.RawSyscall(syscall.SYS_WRITE, uintptr(fd), uintptr(unsafe.Pointer(&b[0])), uintptr(len(b)))
+	n, _, e := syscall.RawSyscall(trap, uintptr(fd), uintptr(unsafe.Pointer(&b[0])), uintptr(len(b)))
 	if e != 0 {
 		return -1, e
 	}

@@ -241,13 +241,5 @@ func BenchmarkProxyKeepAliveLoop(b *testing.B) {
 	origin := testkit.Fixed(b, []byte("HTTP/1.1 200 OK\r\nContent-Length: 12\r\nContent-Type: text/plain\r\n\r\nhello world\n"))
 	g := group(b, upstream.ProtoHTTP1, origin)
 	addr, _ := loopFront(b, &Handler{Limits: Limits{MaxRequestsPerConn: 1 << 30}}, g)
-	k := testkit.DialKeepAlive(b, addr, []byte("GET /bench HTTP/1.1\r\nHost: bench.local\r\nUser-Agent: bench\r\nAccept: */*\r\n\r\n"), 12)
-	for range 100 {
-		k.RoundTrip()
-	}
-	b.ReportAllocs()
-	b.ResetTimer()
-	for range b.N {
-		k.RoundTrip()
-	}
+	benchKeepAlive(b, addr)
 }

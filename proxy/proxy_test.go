@@ -102,6 +102,12 @@ func TestProxySimpleGet(t *testing.T) {
 func BenchmarkProxyKeepAlive(b *testing.B) {
 	origin := testkit.Fixed(b, []byte("HTTP/1.1 200 OK\r\nContent-Length: 12\r\nContent-Type: text/plain\r\n\r\nhello world\n"))
 	addr, _ := testProxy(b, &Handler{Limits: Limits{MaxRequestsPerConn: 1 << 30}}, origin)
+	benchKeepAlive(b, addr)
+}
+
+// benchKeepAlive measures keep-alive round trips of a small GET through
+// the proxy at addr, whose origin answers 12 body bytes.
+func benchKeepAlive(b *testing.B, addr string) {
 	k := testkit.DialKeepAlive(b, addr, []byte("GET /bench HTTP/1.1\r\nHost: bench.local\r\nUser-Agent: bench\r\nAccept: */*\r\n\r\n"), 12)
 	for range 100 {
 		k.RoundTrip()

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/weirproxy/weir/http1"
+	"github.com/weirproxy/weir/internal/rbuf"
 	"github.com/weirproxy/weir/message"
 	"github.com/weirproxy/weir/upstream"
 )
@@ -64,12 +65,11 @@ func (c *conn) proxy(h *Handler, s *Session) {
 	if !c.upstreamHead(h, s) {
 		return
 	}
-	key := hashKey(g, s)
+	a := attempts{key: hashKey(g, s)}
 	// A body already fully buffered goes out with the head and can be
 	// sent again on a retry; a streamed one cannot.
 	req := &s.Req
-	inline := !req.Chunked && req.ContentLength > 0 && req.ContentLength <= inlineBody &&
-		int64(c.in.Buffered()) >= req.ContentLength && !c.expect100
+	inline := c.bodyBuffered() && !c.expect100
 	replayable := (req.ContentLength == 0 && !req.Chunked) || inline
 	if inline && hasRequestBodyFilter(h, s) {
 		// Filtered once; a retry sends the same, filtered bytes.
@@ -78,22 +78,11 @@ func (c *conn) proxy(h *Handler, s *Session) {
 			return
 		}
 	}
-	var tried uint64
-	stale := 0
 	for {
-		p := g.Balancer.Pick(key, tried)
+		p := c.pick(h, g, &a)
 		if p == nil {
-			if s.Attempts == 0 {
-				s.Err = errNoPeer
-				c.writeError(h, 503, true)
-			} else {
-				c.upstreamFailed(h, s.Err)
-			}
 			return
 		}
-		tried |= 1 << uint(p.Index)
-		s.Peer = p
-		s.Attempts++
 		// Every reused connection is probed, replayable request or not:
 		// bytes a peer sent unasked after its last response (a second
 		// response to one request, or junk) would otherwise be read as
@@ -120,36 +109,71 @@ func (c *conn) proxy(h *Handler, s *Session) {
 		p.Begin()
 		res := c.exchange(h, s, g, up, inline, replayable)
 		p.End()
-		switch res {
-		case done:
-			p.ReportSuccess()
-			return
-		case retryStale:
-			// The pooled connection had been closed by the peer; that says
-			// nothing about the peer's health. Its other idle connections
-			// are likely gone too (a restart): drop those, then try again.
-			p.Pool().PruneClosed()
-			stale++
-			if stale <= 3 {
-				tried &^= 1 << uint(p.Index)
-				s.Attempts--
-				continue
-			}
-			c.peerFailed(h, g, p)
-			c.upstreamFailed(h, s.Err)
-			return
-		case retryPeer:
-			c.peerFailed(h, g, p)
-			if s.Attempts <= g.Retries {
-				continue
-			}
-			c.upstreamFailed(h, s.Err)
-			return
-		case failed:
-			c.peerFailed(h, g, p)
+		if !c.settle(h, g, p, res, &a) {
 			return
 		}
 	}
+}
+
+// attempts is the retry state of one request: the balancer's key, the
+// peers tried, and how many dead pooled connections were met.
+type attempts struct {
+	key   uint64
+	tried uint64
+	stale int
+}
+
+// pick chooses the peer of the next attempt and counts the attempt. nil:
+// no peer is left, and the request was answered (503, or the last
+// failure's 502/504).
+func (c *conn) pick(h *Handler, g *upstream.Group, a *attempts) *upstream.Peer {
+	s := &c.sess
+	p := g.Balancer.Pick(a.key, a.tried)
+	if p == nil {
+		if s.Attempts == 0 {
+			s.Err = errNoPeer
+			c.writeError(h, 503, true)
+		} else {
+			c.upstreamFailed(h, s.Err)
+		}
+		return nil
+	}
+	a.tried |= 1 << uint(p.Index)
+	s.Peer = p
+	s.Attempts++
+	return p
+}
+
+// settle acts on how an attempt against p ended (passive health, the
+// answer to a failure) and reports whether another attempt follows.
+func (c *conn) settle(h *Handler, g *upstream.Group, p *upstream.Peer, res outcome, a *attempts) bool {
+	s := &c.sess
+	switch res {
+	case done:
+		p.ReportSuccess()
+	case retryStale:
+		// The pooled connection had been closed by the peer; that says
+		// nothing about the peer's health. Its other idle connections
+		// are likely gone too (a restart): drop those, then try again.
+		p.Pool().PruneClosed()
+		a.stale++
+		if a.stale <= 3 {
+			a.tried &^= 1 << uint(p.Index)
+			s.Attempts--
+			return true
+		}
+		c.peerFailed(h, g, p)
+		c.upstreamFailed(h, s.Err)
+	case retryPeer:
+		c.peerFailed(h, g, p)
+		if s.Attempts <= g.Retries {
+			return true
+		}
+		c.upstreamFailed(h, s.Err)
+	case failed:
+		c.peerFailed(h, g, p)
+	}
+	return false
 }
 
 // upstreamHead builds the upstream request head and runs the
@@ -430,13 +454,7 @@ func (c *conn) exchange(h *Handler, s *Session, g *upstream.Group, up *upstream.
 	idle := g.Timeouts.Idle
 	hasBody := req.ContentLength > 0 || req.Chunked
 
-	if !s.UpstreamReq.Header.Has("Host") {
-		s.UpstreamReq.Header.AddString("Host", s.Peer.Addr)
-	}
-	c.up = http1.AppendRequestHead(c.up[:0], &s.UpstreamReq)
-	if inline {
-		c.up = append(c.up, c.in.Unread()[:req.ContentLength]...)
-	}
+	c.requestBytes(s, inline)
 	c.armUpWrite(up, idle)
 	if _, err := up.Write(c.up); err != nil {
 		up.Close()
@@ -472,13 +490,8 @@ func (c *conn) exchange(h *Handler, s *Session, g *upstream.Group, up *upstream.
 	_ = up.SetReadDeadline(up.ReadDL)
 	got := false
 	for {
-		n, err := http1.ParseResponse(up.In.Unread(), &g.ResponseLimits, &s.Resp)
+		err := parseResponseHead(&up.In, &g.ResponseLimits, &s.Resp)
 		if err == nil {
-			up.In.Consume(n)
-			if s.Resp.Status >= 100 && s.Resp.Status < 200 && s.Resp.Status != 101 {
-				s.Resp.Reset()
-				continue
-			}
 			break
 		}
 		if err != http1.ErrIncomplete {
@@ -504,12 +517,59 @@ func (c *conn) exchange(h *Handler, s *Session, g *upstream.Group, up *upstream.
 		return failed
 	}
 	if inline {
-		c.in.Consume(int(req.ContentLength))
-		c.bodyDone = true
-		s.BytesIn = req.ContentLength
+		c.inlineBodySent()
 	}
 	s.UpstreamHeadAt = time.Now()
 	return c.relayResponse(h, s, g, up)
+}
+
+// requestBytes puts in c.up what an attempt sends: the upstream head
+// (with Host naming the peer if the client sent none) and the body
+// buffered with it when inline.
+func (c *conn) requestBytes(s *Session, inline bool) {
+	if !s.UpstreamReq.Header.Has("Host") {
+		s.UpstreamReq.Header.AddString("Host", s.Peer.Addr)
+	}
+	c.up = http1.AppendRequestHead(c.up[:0], &s.UpstreamReq)
+	if inline {
+		c.up = append(c.up, c.in.Unread()[:s.Req.ContentLength]...)
+	}
+}
+
+// inlineBodySent consumes a body that went out with the head, once the
+// response head shows that the peer took it.
+func (c *conn) inlineBodySent() {
+	cl := c.sess.Req.ContentLength
+	c.in.Consume(int(cl))
+	c.bodyDone = true
+	c.sess.BytesIn = cl
+}
+
+// parseResponseHead parses the response head buffered in in, skipping
+// interim 1xx responses (but not 101); http1.ErrIncomplete: more bytes
+// are needed.
+func parseResponseHead(in *rbuf.Buffer, lim *http1.Limits, resp *message.Response) error {
+	for {
+		n, err := http1.ParseResponse(in.Unread(), lim, resp)
+		if err != nil {
+			return err
+		}
+		in.Consume(n)
+		if resp.Status >= 100 && resp.Status < 200 && resp.Status != 101 {
+			resp.Reset()
+			continue
+		}
+		return nil
+	}
+}
+
+// bodyBuffered reports whether the request has a Content-Length body of
+// at most inlineBody bytes that is wholly in the read buffer: one that can
+// go out with the head, and again on a retry.
+func (c *conn) bodyBuffered() bool {
+	req := &c.sess.Req
+	return !req.Chunked && req.ContentLength > 0 && req.ContentLength <= inlineBody &&
+		int64(c.in.Buffered()) >= req.ContentLength
 }
 
 // retryable decides between the retry kinds for a failure before any

@@ -172,18 +172,13 @@ func (s *testDNS) dohHandler(contentType string, status int) http.Handler {
 // respond returns the messages to send back for one query, the real
 // answer last, or none.
 func (s *testDNS) respond(msg []byte, proto string) [][]byte {
-	var p dnsmessage.Parser
-	h, err := p.Start(msg)
-	if err != nil {
-		return nil
-	}
-	q, err := p.Question()
-	if err != nil {
+	h, q, key, ok := testkit.Query(msg)
+	if !ok {
 		return nil
 	}
 	name := strings.ToLower(q.Name.String())
 	s.mu.Lock()
-	s.counts[proto+" "+q.Type.String()[len("Type"):]+" "+name]++
+	s.counts[proto+" "+key]++
 	s.ids[h.ID] = true
 	z := s.zones[name]
 	s.mu.Unlock()

@@ -34,20 +34,30 @@ func (d *DNS) Count(q string) int {
 	return d.asked[q]
 }
 
-// answer builds the response to one query (nil for garbage).
-func (d *DNS) answer(msg []byte) []byte {
+// Query reads a DNS query's header and first question, and the key a
+// test server counts it by: "TYPE name", the name in lower case. ok is
+// false for garbage.
+func Query(msg []byte) (h dnsmessage.Header, q dnsmessage.Question, key string, ok bool) {
 	var p dnsmessage.Parser
 	h, err := p.Start(msg)
 	if err != nil {
-		return nil
+		return h, q, "", false
 	}
-	q, err := p.Question()
-	if err != nil {
+	if q, err = p.Question(); err != nil {
+		return h, q, "", false
+	}
+	return h, q, strings.TrimPrefix(q.Type.String(), "Type") + " " + strings.ToLower(q.Name.String()), true
+}
+
+// answer builds the response to one query (nil for garbage).
+func (d *DNS) answer(msg []byte) []byte {
+	h, q, key, ok := Query(msg)
+	if !ok {
 		return nil
 	}
 	name := strings.ToLower(q.Name.String())
 	d.mu.Lock()
-	d.asked[strings.TrimPrefix(q.Type.String(), "Type")+" "+name]++
+	d.asked[key]++
 	d.mu.Unlock()
 	addr, ok := d.names[name]
 	rh := dnsmessage.Header{ID: h.ID, Response: true, Authoritative: true, RecursionAvailable: true}
