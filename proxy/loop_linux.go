@@ -4,6 +4,7 @@ package proxy
 
 import (
 	"errors"
+	"io"
 	"net"
 	"net/netip"
 	"os"
@@ -951,7 +952,7 @@ func (l *loop) upReadBody(u *loopUp) {
 			return
 		}
 		if err == errEarlyClose {
-			err = errUnexpectedEOF
+			err = io.ErrUnexpectedEOF // as copyLength reports it
 		}
 		l.closeUp(u)
 		c.keepAlive = false
@@ -969,8 +970,6 @@ func (l *loop) upReadBody(u *loopUp) {
 	s.BytesOut += int64(len(body))
 	l.relayed(lc, u, werr)
 }
-
-var errUnexpectedEOF = noEOF(errors.New("EOF"))
 
 // putIdle keeps a peer connection for reuse, watched by the loop.
 func (l *loop) putIdle(u *loopUp) {
