@@ -27,10 +27,10 @@ const loopSupported = true
 const epollExclusive = 1 << 28
 
 // The event-loop engine (ListenerOptions.EventLoop) serves cleartext
-// HTTP/1.1 the way nginx does: one loop per core, each a goroutine that
-// waits in its own level-triggered epoll set over non-blocking sockets,
-// so no goroutine parks per request and no read runs before the socket
-// is readable. Requests run through the same code as the goroutine
+// HTTP/1.1 the way nginx does: one loop per core, each a goroutine with
+// its own epoll set (sockets registered once, edge-triggered) over
+// non-blocking sockets, so no goroutine parks per request and no read
+// runs before the socket is readable. Requests run through the same code as the goroutine
 // engine (parser, checks, filters, router, upstream head, balancer,
 // response head, loggers); only the waiting differs. Idle pooled peer
 // connections stay in the loop's epoll set, so a close or unasked bytes
@@ -90,7 +90,7 @@ type loop struct {
 	conns  map[int]*loopConn
 	ups    map[int]*loopUp
 	idle   map[*upstream.Pool][]*loopUp
-	ready  []*loopConn // connections with a buffered request to parse
+	ready  []*loopConn // connections whose next request is buffered or may be in the socket
 	events [128]syscall.EpollEvent
 	gen    int32
 
@@ -562,20 +562,9 @@ func (l *loop) start(lc *loopConn, h *Handler) {
 		})
 		return
 	}
-	if g.Timeouts.Request > 0 {
-		c.reqDeadline = s.Start.Add(g.Timeouts.Request)
-	}
-	if !c.upstreamHead(h, s) {
+	if !c.beforeAttempts(h, s, g, s.Req.ContentLength > 0) { // a body here is inline
 		l.finish(lc)
 		return
-	}
-	if cl := s.Req.ContentLength; cl > 0 && hasRequestBodyFilter(h, s) {
-		// Filtered once; a retry sends the same, filtered bytes.
-		if err := filterRequestBody(h, s, c.in.Unread()[:cl], true); err != nil {
-			c.fail(h, err)
-			l.finish(lc)
-			return
-		}
 	}
 	lc.g, lc.att = g, attempts{key: hashKey(g, s)}
 	l.attempt(lc)
@@ -1228,8 +1217,10 @@ func fdConn(fd int) (net.Conn, error) {
 // housekeeping expires deadlines, retires idle peer connections and
 // notices a drain or a closed listener.
 func (l *loop) housekeeping() {
+	draining := l.srv.draining.Load()
+	sinceScan := l.now.Sub(l.lastScan)
 	if l.lfd >= 0 {
-		if l.srv.draining.Load() || l.now.Sub(l.lastScan) >= loopTick && l.lnRaw.Control(func(uintptr) {}) != nil {
+		if draining || sinceScan >= loopTick && l.lnRaw.Control(func(uintptr) {}) != nil {
 			l.stopAccepting()
 		} else if l.paused && (l.resumeAt.IsZero() || !l.now.Before(l.resumeAt)) &&
 			(l.ls.slots == nil || len(l.ls.slots) < cap(l.ls.slots)) {
@@ -1237,8 +1228,7 @@ func (l *loop) housekeeping() {
 			l.ctl(syscall.EPOLL_CTL_ADD, l.lfd, 0, syscall.EPOLLIN|epollExclusive)
 		}
 	}
-	draining := l.srv.draining.Load()
-	if sinceScan := l.now.Sub(l.lastScan); !draining && sinceScan < loopTick &&
+	if !draining && sinceScan < loopTick &&
 		(l.due.IsZero() || l.now.Before(l.due) || sinceScan < loopScanGap) {
 		return
 	}
@@ -1249,7 +1239,7 @@ func (l *loop) housekeeping() {
 			l.abort(lc, net.ErrClosed)
 			continue
 		}
-		if draining && !lc.busy && lc.outOff == len(lc.out) && (lc.c.in.B == nil || lc.c.in.Buffered() == 0) {
+		if draining && !lc.busy && lc.outOff == len(lc.out) && lc.c.in.Buffered() == 0 {
 			l.closeConn(lc)
 			continue
 		}

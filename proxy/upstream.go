@@ -59,25 +59,15 @@ func (c *conn) proxy(h *Handler, s *Session) {
 			return
 		}
 	}
-	if g.Timeouts.Request > 0 {
-		c.reqDeadline = s.Start.Add(g.Timeouts.Request)
-	}
-	if !c.upstreamHead(h, s) {
-		return
-	}
-	a := attempts{key: hashKey(g, s)}
 	// A body already fully buffered goes out with the head and can be
 	// sent again on a retry; a streamed one cannot.
 	req := &s.Req
 	inline := c.bodyBuffered() && !c.expect100
 	replayable := (req.ContentLength == 0 && !req.Chunked) || inline
-	if inline && hasRequestBodyFilter(h, s) {
-		// Filtered once; a retry sends the same, filtered bytes.
-		if err := filterRequestBody(h, s, c.in.Unread()[:req.ContentLength], true); err != nil {
-			c.fail(h, err)
-			return
-		}
+	if !c.beforeAttempts(h, s, g, inline) {
+		return
 	}
+	a := attempts{key: hashKey(g, s)}
 	for {
 		p := c.pick(h, g, &a)
 		if p == nil {
@@ -113,6 +103,26 @@ func (c *conn) proxy(h *Handler, s *Session) {
 			return
 		}
 	}
+}
+
+// beforeAttempts does what precedes the first attempt of an HTTP/1.1
+// exchange: the request deadline, the upstream head and its filters, and
+// the request body filters on an inline body (filtered once; a retry
+// sends the same, filtered bytes). false: the request was answered.
+func (c *conn) beforeAttempts(h *Handler, s *Session, g *upstream.Group, inline bool) bool {
+	if g.Timeouts.Request > 0 {
+		c.reqDeadline = s.Start.Add(g.Timeouts.Request)
+	}
+	if !c.upstreamHead(h, s) {
+		return false
+	}
+	if inline && hasRequestBodyFilter(h, s) {
+		if err := filterRequestBody(h, s, c.in.Unread()[:s.Req.ContentLength], true); err != nil {
+			c.fail(h, err)
+			return false
+		}
+	}
+	return true
 }
 
 // attempts is the retry state of one request: the balancer's key, the
