@@ -1,22 +1,13 @@
-// x/net/http2's server is used for its per-connection ServeConn and
-// CountError, which net/http's own HTTP/2 server does not offer: Weir
-// terminates TLS itself, guards each connection's frames, and needs the
-// server to charge a connection's glitch budget for its protocol errors.
-//lint:file-ignore SA1019 see above
-
 package proxy
 
 import (
 	"crypto/tls"
-	"log/slog"
 	"net"
 	"net/http"
 	"net/netip"
 	"strconv"
 	"sync"
 	"time"
-
-	"golang.org/x/net/http2"
 
 	"github.com/weirproxy/weir/http1"
 	"github.com/weirproxy/weir/limits"
@@ -107,13 +98,13 @@ type listenerState struct {
 	opts ListenerOptions
 	// slots holds one token per open connection when opts.MaxConns > 0.
 	slots chan struct{}
-	// h2 and base are the HTTP/2 server and the http.Server it is bound
-	// to: shutting base down sends GOAWAY on every HTTP/2 connection.
-	h2   *http2.Server
-	base *http.Server
+	// h2conns are the open HTTP/2 connections, for Shutdown's GOAWAY.
+	h2mu    sync.Mutex
+	h2conns map[*h2Conn]struct{}
+	h2drain bool
 }
 
-func newListenerState(o *ListenerOptions, errLog *slog.Logger) *listenerState {
+func newListenerState(o *ListenerOptions) *listenerState {
 	ls := &listenerState{}
 	if o != nil {
 		ls.opts = *o
@@ -121,26 +112,12 @@ func newListenerState(o *ListenerOptions, errLog *slog.Logger) *listenerState {
 	if ls.opts.MaxConns > 0 {
 		ls.slots = make(chan struct{}, ls.opts.MaxConns)
 	}
-	l := &ls.opts.H2
-	l.fill()
-	ls.h2 = &http2.Server{
-		MaxConcurrentStreams:         l.MaxConcurrentStreams,
-		MaxReadFrameSize:             l.MaxReadFrameSize,
-		MaxUploadBufferPerStream:     l.StreamWindow,
-		MaxUploadBufferPerConnection: l.ConnWindow,
-		IdleTimeout:                  l.IdleTimeout,
-	}
-	// x/net answers a header list over the limit with 431; the guard
-	// charges the connection's glitch budget for it, so that a stream of
-	// HPACK bombs ends the connection.
-	ls.base = &http.Server{MaxHeaderBytes: int(l.MaxHeaderListSize),
-		ErrorLog: slog.NewLogLogger(errLog.Handler(), slog.LevelDebug)}
-	_ = http2.ConfigureServer(ls.base, ls.h2)
+	ls.opts.H2.fill()
 	return ls
 }
 
-// h2Front serves the streams of one HTTP/2 connection (and, with proto
-// 3, the requests of an HTTP/3 listener) through the general path.
+// h2Front serves the requests of an HTTP/3 listener through the general
+// path.
 type h2Front struct {
 	srv           *Server
 	client, local netip.AddrPort
@@ -196,25 +173,32 @@ func (f *h2Front) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		// that is really empty ends at once.
 		req.ContentLength = -1
 	}
-	// What crosses into HTTP/1.1 must be what Weir's own parser accepts
-	// there: a :path with spaces or a fragment, or an :authority that is
-	// no host, would reach a peer's request line or Host field.
+	serveMux(h, s, d, size, f.maxHeader)
+}
+
+// serveMux runs one request of a multiplexed client (HTTP/2, HTTP/3) once
+// the front end filled s.Req; size is the request's header list size.
+// What crosses into HTTP/1.1 must be what Weir's own parser accepts
+// there: a :path with spaces or a fragment, or an :authority that is no
+// host, would reach a peer's request line or Host field.
+func serveMux(h *Handler, s *Session, ds downstream, size, maxHeader int) {
+	req := &s.Req
 	var reject error
 	if connect := req.IsMethod("CONNECT"); !http1.ValidHost(req.Authority, connect) ||
-		!connect && !http1.ValidOriginForm(req.Target) && !(req.IsMethod("OPTIONS") && r.RequestURI == "*") {
+		!connect && !http1.ValidOriginForm(req.Target) && !(req.IsMethod("OPTIONS") && string(req.Target) == "*") {
 		reject = &StatusError{Status: 400, Msg: "invalid :path or :authority"}
-	} else if f.maxHeader > 0 && size > f.maxHeader {
+	} else if maxHeader > 0 && size > maxHeader {
 		// The HTTP/2 guard has charged the connection's glitch budget
 		// for this header list already.
 		reject = &StatusError{Status: 431, Msg: "request header fields too large"}
 	}
 	if reject != nil {
-		failDown(h, s, d, reject)
+		failDown(h, s, ds, reject)
 		s.End = time.Now()
 		h.Chain.runLog(s)
 		return
 	}
-	h.serveStream(s, d)
+	h.serveStream(s, ds)
 }
 
 // httpDown is one HTTP/2 or HTTP/3 stream as the general path's client
@@ -315,16 +299,4 @@ func addFields(dst http.Header, h *message.Header) {
 	for i := range h.Fields {
 		addField(dst, "", &h.Fields[i])
 	}
-}
-
-// serveH2 serves an HTTP/2 connection until it ends.
-func (c *conn) serveH2(nc net.Conn) {
-	ls := c.ls
-	l := &ls.opts.H2
-	g := newH2Guard(nc, l)
-	f := &h2Front{srv: c.srv, client: c.client, local: c.local, tls: c.tls, proto: 2,
-		altSvc: ls.opts.AltSvc, tlsInfo: c.tlsInfo, maxHeader: int(l.MaxHeaderListSize)}
-	hs := *ls.h2
-	hs.CountError = func(string) { g.charge(glitchProtocolError) }
-	hs.ServeConn(g.guarded(), &http2.ServeConnOpts{Handler: f, BaseConfig: ls.base})
 }

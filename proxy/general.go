@@ -122,7 +122,7 @@ func (h *Handler) serveStream(s *Session, ds downstream) {
 		failDown(h, s, ds, errTooLarge)
 	} else if err := h.Chain.runRequest(s); err != nil {
 		failDown(h, s, ds, err)
-	} else if d, ok := ds.(*httpDown); ok && !s.responded && h.Connect != nil && s.Req.IsMethod("CONNECT") {
+	} else if d, ok := ds.(muxTunnel); ok && !s.responded && h.Connect != nil && s.Req.IsMethod("CONNECT") {
 		connectStream(h, s, d)
 	} else if !s.responded {
 		if s.Route = h.Router.Route(s); s.Route == nil {
@@ -724,13 +724,27 @@ func (r *h1BodyReader) Read(p []byte) (int, error) {
 			r.done = true
 			return 0, io.EOF
 		}
-		if r.up.In.Buffered() == 0 {
-			if err := r.fill(); err != nil {
+		var n int
+		if r.up.In.Buffered() == 0 && len(p) >= len(r.up.In.B) {
+			// Nothing buffered and a caller's buffer at least as large:
+			// read straight into it, as bufio does.
+			_ = r.up.SetReadDeadline(r.dl(r.idle))
+			var err error
+			if n, err = r.up.Read(p[:min(int64(len(p)), r.left)]); n == 0 {
+				if err == nil {
+					err = io.ErrNoProgress
+				}
 				return 0, noEOF(err)
 			}
+		} else {
+			if r.up.In.Buffered() == 0 {
+				if err := r.fill(); err != nil {
+					return 0, noEOF(err)
+				}
+			}
+			n = copy(p, r.up.In.Unread()[:min(int64(r.up.In.Buffered()), r.left)])
+			r.up.In.Consume(n)
 		}
-		n := copy(p, r.up.In.Unread()[:min(int64(r.up.In.Buffered()), r.left)])
-		r.up.In.Consume(n)
 		r.left -= int64(n)
 		if r.left == 0 {
 			r.done = true

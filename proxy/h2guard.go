@@ -1,7 +1,6 @@
 package proxy
 
 import (
-	"crypto/tls"
 	"net"
 	"sync"
 	"time"
@@ -334,22 +333,4 @@ func (g *h2Guard) dedupSettings(p []byte) {
 			}
 		}
 	}
-}
-
-// h2GuardTLS is the guard over a TLS connection: it lets the HTTP/2
-// server see the TLS state under it (the server checks the version and
-// cipher suite, RFC 9113 9.2, and fills Request.TLS).
-type h2GuardTLS struct {
-	*h2Guard
-	tc *tls.Conn
-}
-
-func (g h2GuardTLS) ConnectionState() tls.ConnectionState { return g.tc.ConnectionState() }
-
-// guarded returns the connection the HTTP/2 server should read.
-func (g *h2Guard) guarded() net.Conn {
-	if tc, ok := g.Conn.(*tls.Conn); ok {
-		return h2GuardTLS{g, tc}
-	}
-	return g
 }

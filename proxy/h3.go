@@ -15,7 +15,7 @@ import (
 // certificates (ALPN is set to h3). It returns when pc is closed or
 // Shutdown is called.
 func (s *Server) ServeHTTP3(pc net.PacketConn, tlsConf *tls.Config, o *ListenerOptions) error {
-	ls := newListenerState(o, s.Handler().ErrorLog)
+	ls := newListenerState(o)
 	l := &ls.opts.H2
 	f := &h3Front{h2Front{srv: s, tls: true, proto: 3, maxHeader: int(l.MaxHeaderListSize)}}
 	if ua, ok := pc.LocalAddr().(*net.UDPAddr); ok {

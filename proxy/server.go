@@ -163,7 +163,7 @@ func (s *Server) Serve(ln net.Listener) error { return s.ServeListener(ln, nil) 
 
 // ServeListener is Serve with options: TLS, HTTP/2, Alt-Svc.
 func (s *Server) ServeListener(ln net.Listener, o *ListenerOptions) error {
-	ls := newListenerState(o, s.Handler().ErrorLog)
+	ls := newListenerState(o)
 	s.mu.Lock()
 	if s.draining.Load() {
 		s.mu.Unlock()
@@ -258,7 +258,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	// HTTP/2 connections get GOAWAY and end once their streams are done.
 	s.mu.Lock()
 	for _, ls := range s.states {
-		go ls.base.Shutdown(context.Background()) //nolint:errcheck
+		ls.drainH2()
 	}
 	s.mu.Unlock()
 	done := make(chan struct{})

@@ -29,8 +29,7 @@ type Tunnel struct {
 	s        *Session
 	c        *conn // HTTP/1.1
 	buffered []byte
-	w        http.ResponseWriter // HTTP/2
-	r        *http.Request
+	ms       muxTunnel // HTTP/2, HTTP/3
 	answered bool
 }
 
@@ -67,13 +66,25 @@ func (t *Tunnel) Accept(header *message.Header) (net.Conn, error) {
 		}
 		return &prefixConn{Conn: c.nc, pre: t.buffered}, nil
 	}
-	addFields(t.w.Header(), header)
-	t.w.WriteHeader(200)
-	rc := http.NewResponseController(t.w)
+	return t.ms.accept(t, header)
+}
+
+// muxTunnel is a CONNECT stream of a multiplexed client.
+type muxTunnel interface {
+	downstream
+	accept(t *Tunnel, header *message.Header) (net.Conn, error)
+	refuse(t *Tunnel, status int, header *message.Header, body []byte) error
+}
+
+func (d *httpDown) accept(t *Tunnel, header *message.Header) (net.Conn, error) {
+	addFields(d.w.Header(), header)
+	d.w.WriteHeader(200)
+	d.wrote = true
+	rc := http.NewResponseController(d.w)
 	if err := rc.Flush(); err != nil {
 		return nil, err
 	}
-	return &streamConn{r: t.r, w: t.w, rc: rc, local: addrOf(t.s.Local), remote: addrOf(t.s.Client)}, nil
+	return &streamConn{r: d.r, w: d.w, rc: rc, local: addrOf(t.s.Local), remote: addrOf(t.s.Client)}, nil
 }
 
 // Refuse answers status with header's fields and body; the request ends.
@@ -87,12 +98,17 @@ func (t *Tunnel) Refuse(status int, header *message.Header, body []byte) error {
 		return t.c.writeLocal(t.s, status, header, body)
 	}
 	t.s.Status = status
+	return t.ms.refuse(t, status, header, body)
+}
+
+func (d *httpDown) refuse(t *Tunnel, status int, header *message.Header, body []byte) error {
 	t.s.BytesOut = int64(len(body))
-	hd := t.w.Header()
+	hd := d.w.Header()
 	addFields(hd, header)
 	hd["Content-Length"] = []string{strconv.Itoa(len(body))}
-	t.w.WriteHeader(status)
-	_, err := t.w.Write(body)
+	d.w.WriteHeader(status)
+	d.wrote = true
+	_, err := d.w.Write(body)
 	return err
 }
 
@@ -156,9 +172,10 @@ func (c *streamConn) SetWriteDeadline(t time.Time) error { return c.rc.SetWriteD
 
 var _ io.ReadWriteCloser = (*streamConn)(nil)
 
-// connectStream hands an HTTP/2 CONNECT request to the ConnectHandler.
-func connectStream(h *Handler, s *Session, d *httpDown) {
-	t := &Tunnel{s: s, w: d.w, r: d.r}
+// connectStream hands an HTTP/2 or HTTP/3 CONNECT request to the
+// ConnectHandler.
+func connectStream(h *Handler, s *Session, d muxTunnel) {
+	t := &Tunnel{s: s, ms: d}
 	if err := h.Connect.Connect(s, t); err != nil {
 		if s.Err == nil {
 			s.Err = err
@@ -167,5 +184,4 @@ func connectStream(h *Handler, s *Session, d *httpDown) {
 			failDown(h, s, d, err)
 		}
 	}
-	d.wrote = true
 }

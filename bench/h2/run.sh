@@ -29,7 +29,8 @@
 #   H2_SCENARIOS  subset/order of: h2small h2big hsfull hsresume
 #   H2_CONNS      connections / handshake workers (32)
 #   H2_STREAMS    h2load -m, streams per connection (10)
-#   H2_PROFILE    1: CPU-profile Weir under h2small and hsfull load (1)
+#   H2_PROFILE    1: CPU-profile Weir under load (1), in H2_PROFILE_SCENARIOS
+#                 (default: h2small h2big hsfull)
 #   H2_QUIET_PCT  before each run, wait until the machine uses less than
 #                 this % of one core (default 25; 0: off)
 #   H2_QUIET_MAX  longest wait for quiet, seconds (default 10)
@@ -396,7 +397,7 @@ done
 
 # ---------------------------------------------------------------- profile
 if [ "$H2_PROFILE" = 1 ]; then
-	for sc in h2small hsfull; do
+	for sc in ${H2_PROFILE_SCENARIOS:-h2small h2big hsfull}; do
 		log "profiling Weir under $sc for ${DUR}s"
 		wait_quiet >/dev/null
 		start_proxy weirprof -cpuprofile "$H2_OUT/weir-$sc.pprof" -profile-delay "$((WARM + 1))s" -profile-seconds "$DUR"
