@@ -39,6 +39,16 @@ const (
 	// Key: limits.write_timeout.
 	WriteTimeout = 60 * time.Second
 
+	// LingerTime and LingerTimeout bound the lingering close: after Weir
+	// answers a request whose body it did not read to the end (a refusal,
+	// an error) and closes, it first shuts its sending side, then reads
+	// and discards what the client still sends, for at most LingerTime in
+	// all and until a gap of LingerTimeout, so that the client reads the
+	// answer instead of a reset. Fixed; nginx: lingering_time 30s,
+	// lingering_timeout 5s.
+	LingerTime    = 30 * time.Second
+	LingerTimeout = 5 * time.Second
+
 	// MaxRequestsPerConn is how many requests one client connection may
 	// carry before Weir closes it after the response. Key:
 	// limits.max_requests_per_conn. nginx: keepalive_requests 1000.

@@ -1,6 +1,7 @@
 package proxy
 
 import (
+	"crypto/tls"
 	"errors"
 	"io"
 	"net"
@@ -11,6 +12,7 @@ import (
 
 	"github.com/weirproxy/weir/http1"
 	"github.com/weirproxy/weir/internal/rbuf"
+	"github.com/weirproxy/weir/limits"
 	"github.com/weirproxy/weir/message"
 	"github.com/weirproxy/weir/upstream"
 )
@@ -199,8 +201,46 @@ func (c *conn) serveRequests() {
 // close closes the socket, gives back what the connection held and
 // forgets it.
 func (c *conn) close() {
+	if c.wroteHead && !c.bodyDone {
+		c.linger()
+	}
 	c.nc.Close()
 	c.retire()
+}
+
+// linger is the lingering close (see limits.LingerTime): the client may
+// still be sending a body Weir answered without reading. Closing with
+// unread bytes makes the kernel send a reset, and a reset can destroy the
+// answer before the client reads it; so Weir ends its side, then reads
+// and discards until the client closes too, goes quiet, or time is up.
+// A drain cuts it short.
+func (c *conn) linger() {
+	cw, ok := c.nc.(interface{ CloseWrite() error })
+	if !ok || cw.CloseWrite() != nil {
+		return
+	}
+	if tc, ok := c.nc.(*tls.Conn); ok {
+		// tls.Conn.CloseWrite sends close_notify only.
+		if uc, ok := tc.NetConn().(interface{ CloseWrite() error }); ok {
+			_ = uc.CloseWrite()
+		}
+	}
+	end := time.Now().Add(limits.LingerTime)
+	buf := make([]byte, 4<<10)
+	for !c.srv.draining.Load() {
+		now := time.Now()
+		if !now.Before(end) {
+			return
+		}
+		dl := now.Add(limits.LingerTimeout)
+		if end.Before(dl) {
+			dl = end
+		}
+		_ = c.nc.SetReadDeadline(dl)
+		if _, err := c.nc.Read(buf); err != nil {
+			return
+		}
+	}
 }
 
 // retire gives back what a closed connection held and forgets it.

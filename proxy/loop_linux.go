@@ -1133,6 +1133,11 @@ func (l *loop) closeConn(lc *loopConn) {
 			lc.p.End()
 		}
 	}
+	if lc.c.wroteHead && !lc.c.bodyDone {
+		// A lingering close blocks: a goroutine does it.
+		l.handoff(lc, func(*conn) bool { return false })
+		return
+	}
 	delete(l.conns, lc.fd)
 	syscall.Close(lc.fd)
 	lc.c.retire()

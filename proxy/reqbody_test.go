@@ -3,10 +3,12 @@ package proxy
 import (
 	"bufio"
 	"bytes"
+	"fmt"
 	"io"
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"strconv"
 	"strings"
 	"sync"
@@ -137,5 +139,39 @@ func TestRequestBodyFilter(t *testing.T) {
 				t.Fatalf("%v, after a refused body: %d (peer ejected?)", proto, resp.StatusCode)
 			}
 		}
+	}
+}
+
+// A client that sends its whole body before it reads gets Weir's refusal,
+// not a reset: Weir shuts its side and discards the rest of the body
+// (lingering close) instead of closing with unread bytes.
+func TestRefusedBodyLingeringClose(t *testing.T) {
+	origin := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		t.Error("the origin was reached")
+	}))
+	defer origin.Close()
+	h := &Handler{}
+	h.Limits.MaxBodyBytes = 1 << 10
+	addr, _ := testProxy(t, h, origin.Listener.Addr().String())
+	nc, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	_ = nc.SetDeadline(time.Now().Add(20 * time.Second))
+	const size = 16 << 20 // more than the socket buffers of both ends hold
+	fmt.Fprintf(nc, "POST /upload HTTP/1.1\r\nHost: weir.test\r\nContent-Length: %d\r\n\r\n", size)
+	chunk := bytes.Repeat([]byte("x"), 64<<10)
+	for sent := 0; sent < size; sent += len(chunk) {
+		if _, err := nc.Write(chunk); err != nil {
+			t.Fatalf("writing the body after %d bytes: %v", sent, err)
+		}
+	}
+	resp, err := http.ReadResponse(bufio.NewReader(nc), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if resp.StatusCode != 413 {
+		t.Fatalf("status %d; want 413", resp.StatusCode)
 	}
 }
