@@ -6,6 +6,7 @@ import (
 	"io"
 	"net"
 	"os"
+	"runtime"
 	"strconv"
 	"sync"
 	"time"
@@ -43,6 +44,9 @@ const (
 	// it asked for, and the connection ends.
 	h2ControlBacklog = 4 << 20
 	maxWindow        = 1<<31 - 1
+	// h2CoalesceMax: with less than this queued, the writer yields once
+	// before it writes, so that more frames join the write.
+	h2CoalesceMax = 16 << 10
 )
 
 var (
@@ -243,6 +247,14 @@ func (hc *h2Conn) writeLoop() {
 		}
 		if len(hc.wbuf) == 0 || hc.werr != nil {
 			return
+		}
+		if len(hc.wbuf) < h2CoalesceMax && !hc.closing {
+			// The goroutine that woke the writer runs it next; streams
+			// made ready by the same poll would each get a write of
+			// their own. Yielding once lets them queue first.
+			hc.mu.Unlock()
+			runtime.Gosched()
+			hc.mu.Lock()
 		}
 		buf := hc.wbuf
 		hc.wbuf, hc.spare = hc.spare[:0], nil
