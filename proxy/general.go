@@ -557,6 +557,7 @@ func roundTripH1(ctx context.Context, h *Handler, s *Session, ds downstream, g *
 		ur.Header.AddString("Host", p.Addr)
 	}
 	idle := g.Timeouts.Idle
+	_, exact := ctx.Deadline()
 	dl := func(d time.Duration) time.Time {
 		t := time.Now().Add(d)
 		if cd, ok := ctx.Deadline(); ok && cd.Before(t) {
@@ -568,7 +569,7 @@ func roundTripH1(ctx context.Context, h *Handler, s *Session, ds downstream, g *
 	defer genBuf.Put(bp)
 	buf := (*bp)[:0]
 	buf = http1.AppendRequestHead(buf, ur)
-	_ = up.SetWriteDeadline(dl(idle))
+	armUpWrite(up, dl(idle), idle, exact)
 	if _, err := up.Write(buf); err != nil {
 		up.Close()
 		s.Err = &UpstreamError{p.Addr, "write request", err}
@@ -578,7 +579,7 @@ func roundTripH1(ctx context.Context, h *Handler, s *Session, ds downstream, g *
 		return retryPeer
 	}
 	if s.Req.ContentLength != 0 {
-		if err := sendBodyH1(up, ur.Chunked, body, (*bp)[:cap(*bp)], func() { _ = up.SetWriteDeadline(dl(idle)) }); err != nil {
+		if err := sendBodyH1(up, ur.Chunked, body, (*bp)[:cap(*bp)], func() { armUpWrite(up, dl(idle), idle, exact) }); err != nil {
 			up.Close()
 			if body.err != nil {
 				s.Err = body.err
@@ -588,7 +589,7 @@ func roundTripH1(ctx context.Context, h *Handler, s *Session, ds downstream, g *
 			return failed
 		}
 	}
-	_ = up.SetReadDeadline(dl(g.Timeouts.ResponseHeader))
+	armUpRead(up, dl(g.Timeouts.ResponseHeader), 0, true) // exact, as documented
 	resp := &s.Resp
 	got := false
 	for {
@@ -635,7 +636,7 @@ func roundTripH1(ctx context.Context, h *Handler, s *Session, ds downstream, g *
 	mode, length := http1.ResponseBodyMode(s.Req.Method, resp)
 	reusable := !resp.Close && mode != http1.BodyUntilClose
 	removeHopByHop(&resp.Header)
-	r := &h1BodyReader{up: up, mode: mode, left: length, idle: idle, dl: dl}
+	r := &h1BodyReader{up: up, mode: mode, left: length, idle: idle, dl: dl, exact: exact}
 	if mode != http1.BodyLength {
 		length = -1
 	}
@@ -694,19 +695,38 @@ func sendBodyH1(up *upstream.Conn, chunked bool, body *bodyReader, buf []byte, a
 	return nil
 }
 
+// armUpRead and armUpWrite set a peer connection's deadline to want and
+// record it (the pool's reuse probe reads ReadDL). Unless exact, a
+// deadline is moved only when the one in force is off by more than the
+// slack of d (see slack).
+func armUpRead(up *upstream.Conn, want time.Time, d time.Duration, exact bool) {
+	if exact || up.ReadDL.IsZero() || want.Before(up.ReadDL) || want.Sub(up.ReadDL) > slack(d) {
+		up.ReadDL = want
+		_ = up.SetReadDeadline(want)
+	}
+}
+
+func armUpWrite(up *upstream.Conn, want time.Time, d time.Duration, exact bool) {
+	if exact || up.WriteDL.IsZero() || want.Before(up.WriteDL) || want.Sub(up.WriteDL) > slack(d) {
+		up.WriteDL = want
+		_ = up.SetWriteDeadline(want)
+	}
+}
+
 // h1BodyReader reads an HTTP/1.1 response body in any framing.
 type h1BodyReader struct {
-	up   *upstream.Conn
-	mode http1.BodyMode
-	left int64
-	dec  http1.ChunkedDecoder
-	idle time.Duration
-	dl   func(time.Duration) time.Time
-	done bool
+	up    *upstream.Conn
+	mode  http1.BodyMode
+	left  int64
+	dec   http1.ChunkedDecoder
+	idle  time.Duration
+	dl    func(time.Duration) time.Time
+	exact bool // a request deadline is in force: deadlines are set exactly
+	done  bool
 }
 
 func (r *h1BodyReader) fill() error {
-	_ = r.up.SetReadDeadline(r.dl(r.idle))
+	armUpRead(r.up, r.dl(r.idle), r.idle, r.exact)
 	_, err := r.up.In.Fill(r.up)
 	return err
 }
@@ -728,7 +748,7 @@ func (r *h1BodyReader) Read(p []byte) (int, error) {
 		if r.up.In.Buffered() == 0 && len(p) >= len(r.up.In.B) {
 			// Nothing buffered and a caller's buffer at least as large:
 			// read straight into it, as bufio does.
-			_ = r.up.SetReadDeadline(r.dl(r.idle))
+			armUpRead(r.up, r.dl(r.idle), r.idle, r.exact)
 			var err error
 			if n, err = r.up.Read(p[:min(int64(len(p)), r.left)]); n == 0 {
 				if err == nil {

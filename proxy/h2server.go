@@ -64,6 +64,7 @@ type h2Conn struct {
 	br    *bufio.Reader
 	fr    *http2.Framer
 	wtime time.Duration // write timeout
+	wdl   time.Time     // the write deadline in force (the writer's)
 
 	mu      sync.Mutex
 	wake    sync.Cond // the writer waits here for frames
@@ -260,7 +261,10 @@ func (hc *h2Conn) writeLoop() {
 		hc.wbuf, hc.spare = hc.spare[:0], nil
 		hc.gen++
 		hc.mu.Unlock()
-		_ = hc.nc.SetWriteDeadline(time.Now().Add(hc.wtime))
+		if want := time.Now().Add(hc.wtime); want.Sub(hc.wdl) > slack(hc.wtime) {
+			hc.wdl = want
+			_ = hc.nc.SetWriteDeadline(want)
+		}
 		_, err := hc.nc.Write(buf)
 		hc.mu.Lock()
 		if cap(buf) <= 2*h2WriteBacklog {

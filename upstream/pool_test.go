@@ -73,3 +73,57 @@ func TestPoolReuseAndPrune(t *testing.T) {
 		time.Sleep(time.Millisecond)
 	}
 }
+
+// TestProbeThroughDeadlines: the reuse probe sees unasked bytes on an idle
+// connection whatever read deadline its last exchange left: none, one
+// still in the future, one that passed while it sat idle, and one set
+// without being recorded in ReadDL.
+func TestProbeThroughDeadlines(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	accepted := make(chan net.Conn, 1)
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			accepted <- c
+		}
+	}()
+	p := NewPeer(ln.Addr().String(), 1, 0, PoolOptions{}).Pool()
+	past, future := time.Now().Add(-time.Second), time.Now().Add(time.Minute)
+	for _, tc := range []struct {
+		name          string
+		set, recorded time.Time
+	}{
+		{"none", time.Time{}, time.Time{}},
+		{"future", future, future},
+		{"passed", past, past},
+		{"unrecorded", past, future},
+	} {
+		c, err := p.Get(context.Background(), false)
+		if err != nil {
+			t.Fatal(err)
+		}
+		server := <-accepted
+		c.SetReadDeadline(tc.set)
+		c.ReadDL = tc.recorded
+		if c.PeerClosed() {
+			t.Fatalf("%s: a live idle connection was taken for closed", tc.name)
+		}
+		server.Write([]byte("HTTP/1.1 200 OK\r\n\r\n")) // unasked
+		deadline := time.Now().Add(5 * time.Second)
+		for !c.PeerClosed() {
+			if time.Now().After(deadline) {
+				t.Fatalf("%s: unasked bytes were never seen", tc.name)
+			}
+			time.Sleep(time.Millisecond) // polling the kernel's view, not synchronising goroutines
+		}
+		c.Close()
+		server.Close()
+	}
+}

@@ -34,12 +34,23 @@ func (c *Conn) PeerClosed() bool {
 	if c.raw == nil {
 		return false
 	}
-	// The read deadline of the connection's last exchange may have passed
-	// while it sat idle, and an expired deadline fails the read before it
-	// looks at the socket. The next exchange sets its own.
+	// An expired read deadline fails the read before it looks at the
+	// socket. ReadDL is the deadline the connection's last exchange set;
+	// one that passed while the connection sat idle is cleared, and the
+	// next exchange sets its own. A deadline left unrecorded shows up as
+	// a failed read, and is cleared the same way.
+	c.probeDead = false
+	if c.ReadDL.IsZero() || !time.Now().Before(c.ReadDL) {
+		c.clearReadDeadline()
+	}
+	if err := c.raw.Read(c.probeFn); err != nil {
+		c.clearReadDeadline()
+		_ = c.raw.Read(c.probeFn)
+	}
+	return c.probeDead
+}
+
+func (c *Conn) clearReadDeadline() {
 	_ = c.Conn.SetReadDeadline(time.Time{})
 	c.ReadDL = time.Time{}
-	c.probeDead = false
-	_ = c.raw.Read(c.probeFn)
-	return c.probeDead
 }
