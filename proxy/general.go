@@ -557,19 +557,12 @@ func roundTripH1(ctx context.Context, h *Handler, s *Session, ds downstream, g *
 		ur.Header.AddString("Host", p.Addr)
 	}
 	idle := g.Timeouts.Idle
-	_, exact := ctx.Deadline()
-	dl := func(d time.Duration) time.Time {
-		t := time.Now().Add(d)
-		if cd, ok := ctx.Deadline(); ok && cd.Before(t) {
-			return cd
-		}
-		return t
-	}
+	end, exact := ctx.Deadline()
 	bp := genBuf.Get().(*[]byte)
 	defer genBuf.Put(bp)
 	buf := (*bp)[:0]
 	buf = http1.AppendRequestHead(buf, ur)
-	armUpWrite(up, dl(idle), idle, exact)
+	armUpWrite(up, capDeadline(idle, end), idle, exact)
 	if _, err := up.Write(buf); err != nil {
 		up.Close()
 		s.Err = &UpstreamError{p.Addr, "write request", err}
@@ -579,7 +572,7 @@ func roundTripH1(ctx context.Context, h *Handler, s *Session, ds downstream, g *
 		return retryPeer
 	}
 	if s.Req.ContentLength != 0 {
-		if err := sendBodyH1(up, ur.Chunked, body, (*bp)[:cap(*bp)], func() { armUpWrite(up, dl(idle), idle, exact) }); err != nil {
+		if err := sendBodyH1(up, ur.Chunked, body, (*bp)[:cap(*bp)], func() { armUpWrite(up, capDeadline(idle, end), idle, exact) }); err != nil {
 			up.Close()
 			if body.err != nil {
 				s.Err = body.err
@@ -589,7 +582,7 @@ func roundTripH1(ctx context.Context, h *Handler, s *Session, ds downstream, g *
 			return failed
 		}
 	}
-	armUpRead(up, dl(g.Timeouts.ResponseHeader), 0, true) // exact, as documented
+	armUpRead(up, capDeadline(g.Timeouts.ResponseHeader, end), 0, true) // exact, as documented
 	resp := &s.Resp
 	got := false
 	for {
@@ -636,7 +629,7 @@ func roundTripH1(ctx context.Context, h *Handler, s *Session, ds downstream, g *
 	mode, length := http1.ResponseBodyMode(s.Req.Method, resp)
 	reusable := !resp.Close && mode != http1.BodyUntilClose
 	removeHopByHop(&resp.Header)
-	r := &h1BodyReader{up: up, mode: mode, left: length, idle: idle, dl: dl, exact: exact}
+	r := &h1BodyReader{up: up, mode: mode, left: length, idle: idle, end: end, exact: exact}
 	if mode != http1.BodyLength {
 		length = -1
 	}
@@ -695,6 +688,15 @@ func sendBodyH1(up *upstream.Conn, chunked bool, body *bodyReader, buf []byte, a
 	return nil
 }
 
+// capDeadline returns now+d, or end when that is earlier (zero end: none).
+func capDeadline(d time.Duration, end time.Time) time.Time {
+	t := time.Now().Add(d)
+	if !end.IsZero() && end.Before(t) {
+		return end
+	}
+	return t
+}
+
 // armUpRead and armUpWrite set a peer connection's deadline to want and
 // record it (the pool's reuse probe reads ReadDL). Unless exact, a
 // deadline is moved only when the one in force is off by more than the
@@ -720,13 +722,13 @@ type h1BodyReader struct {
 	left  int64
 	dec   http1.ChunkedDecoder
 	idle  time.Duration
-	dl    func(time.Duration) time.Time
-	exact bool // a request deadline is in force: deadlines are set exactly
+	end   time.Time // the request's deadline (zero: none)
+	exact bool      // a request deadline is in force: deadlines are set exactly
 	done  bool
 }
 
 func (r *h1BodyReader) fill() error {
-	armUpRead(r.up, r.dl(r.idle), r.idle, r.exact)
+	armUpRead(r.up, capDeadline(r.idle, r.end), r.idle, r.exact)
 	_, err := r.up.In.Fill(r.up)
 	return err
 }
@@ -748,7 +750,7 @@ func (r *h1BodyReader) Read(p []byte) (int, error) {
 		if r.up.In.Buffered() == 0 && len(p) >= len(r.up.In.B) {
 			// Nothing buffered and a caller's buffer at least as large:
 			// read straight into it, as bufio does.
-			armUpRead(r.up, r.dl(r.idle), r.idle, r.exact)
+			armUpRead(r.up, capDeadline(r.idle, r.end), r.idle, r.exact)
 			var err error
 			if n, err = r.up.Read(p[:min(int64(len(p)), r.left)]); n == 0 {
 				if err == nil {

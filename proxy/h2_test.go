@@ -274,7 +274,7 @@ func expectGoAway(t *testing.T, nc net.Conn, fr *http2.Framer) {
 	}
 }
 
-func headerBlock(t *testing.T, extra ...string) []byte {
+func headerBlock(t testing.TB, extra ...string) []byte {
 	var b bytes.Buffer
 	e := hpack.NewEncoder(&b)
 	for _, kv := range [][2]string{{":method", "GET"}, {":scheme", "http"}, {":authority", "weir.test"}, {":path", "/"}} {

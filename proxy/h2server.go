@@ -118,6 +118,7 @@ type h2Stream struct {
 	// owned by the stream's goroutine
 	fields    []hpack.HeaderField
 	noReqBody bool // the request's HEADERS ended the stream
+	tunnel    bool // handed out as a net.Conn (CONNECT), which may outlive the stream: not reused
 	wrote     bool
 	noBody    bool
 	hb        []byte // header block scratch
@@ -526,9 +527,10 @@ func (hc *h2Conn) headers(f *http2.MetaHeadersFrame) error {
 		hc.streamError(id, http2.ErrCodeProtocol)
 		return nil
 	}
-	st := &h2Stream{hc: hc, id: id, fields: f.Fields, declared: declared,
+	st := h2StreamPool.Get().(*h2Stream)
+	*st = h2Stream{hc: hc, id: id, fields: f.Fields, declared: declared,
 		recvWin: int64(hc.l.StreamWindow), sendWin: hc.peerWin, inEOF: f.StreamEnded(),
-		noReqBody: f.StreamEnded()}
+		noReqBody: f.StreamEnded(), in: st.in[:0], hb: st.hb[:0], lower: st.lower[:0]}
 	st.cond.L = &hc.mu
 	if st.inEOF && declared > 0 {
 		hc.streamError(id, http2.ErrCodeProtocol)
@@ -753,7 +755,18 @@ func (hc *h2Conn) runStream(st *h2Stream) {
 	s.reset()
 	s.ds = nil
 	sessPool.Put(s)
+	// Nothing reaches the stream any more: the reader forgot it, and a
+	// deadline timer that fires late only wakes waits that are over.
+	st.fields = nil
+	if cap(st.in) > 64<<10 {
+		st.in = nil
+	}
+	if !st.tunnel {
+		h2StreamPool.Put(st)
+	}
 }
+
+var h2StreamPool = sync.Pool{New: func() any { return new(h2Stream) }}
 
 // endStream closes the stream once its goroutine is done: a response
 // left unfinished is reset (INTERNAL_ERROR), and a request body still
@@ -993,6 +1006,7 @@ func (st *h2Stream) accept(t *Tunnel, header *message.Header) (net.Conn, error) 
 	if err := st.flush(); err != nil {
 		return nil, err
 	}
+	st.tunnel = true
 	return &h2StreamConn{st: st, local: addrOf(t.s.Local), remote: addrOf(t.s.Client)}, nil
 }
 
