@@ -80,7 +80,7 @@ type conn struct {
 
 	// per-request state
 	keepAlive   bool
-	bodyDone    bool // the request body was read to its end
+	bodyDone    bool // the request body was read to its end (true between requests)
 	expect100   bool
 	reqDeadline time.Time
 	wroteHead   bool
@@ -90,7 +90,7 @@ type conn struct {
 }
 
 func newConn(s *Server, nc net.Conn, ls *listenerState) *conn {
-	c := &conn{srv: s, nc: nc, ls: ls, altSvc: ls.opts.AltSvc}
+	c := &conn{srv: s, nc: nc, ls: ls, altSvc: ls.opts.AltSvc, bodyDone: true}
 	c.client = addrPort(nc.RemoteAddr())
 	c.local = addrPort(nc.LocalAddr())
 	// Go already sets TCP_NODELAY on every TCP connection.

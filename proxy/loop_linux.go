@@ -370,7 +370,8 @@ func (l *loop) accept() {
 			return
 		}
 		_ = syscall.SetsockoptInt(fd, syscall.IPPROTO_TCP, syscall.TCP_NODELAY, 1)
-		c := &conn{srv: l.srv, ls: l.ls, altSvc: l.ls.opts.AltSvc, client: sockaddrPort(sa), local: l.local}
+		c := &conn{srv: l.srv, ls: l.ls, altSvc: l.ls.opts.AltSvc, client: sockaddrPort(sa), local: l.local,
+			bodyDone: true}
 		if !l.local.IsValid() {
 			// A wildcard listener: the address the client reached.
 			if la, err := syscall.Getsockname(fd); err == nil {
