@@ -129,6 +129,7 @@ type loopConn struct {
 	queued   bool      // in loop.ready
 	closing  bool      // close once out is flushed
 	closed   bool
+	nodelay  bool        // TCP_NODELAY is set (once the connection is kept alive)
 	killed   atomic.Bool // set by Close from another goroutine
 
 	// the exchange in progress
@@ -369,7 +370,6 @@ func (l *loop) accept() {
 			}
 			return
 		}
-		_ = syscall.SetsockoptInt(fd, syscall.IPPROTO_TCP, syscall.TCP_NODELAY, 1)
 		c := &conn{srv: l.srv, ls: l.ls, altSvc: l.ls.opts.AltSvc, client: sockaddrPort(sa), local: l.local,
 			bodyDone: true}
 		if !l.local.IsValid() {
@@ -1010,6 +1010,14 @@ func (l *loop) finish(lc *loopConn) {
 	if !keep {
 		l.closeAfterFlush(lc)
 		return
+	}
+	if !lc.nodelay {
+		// As nginx does, TCP_NODELAY is set once a connection is kept
+		// alive: a response on a connection about to close goes out
+		// with the close, and setting the option also sends at once what
+		// Nagle's algorithm may still hold of the first response.
+		lc.nodelay = true
+		_ = syscall.SetsockoptInt(lc.fd, syscall.IPPROTO_TCP, syscall.TCP_NODELAY, 1)
 	}
 	c.in.Floor = 0
 	if c.in.Buffered() == 0 {

@@ -243,3 +243,37 @@ func BenchmarkProxyKeepAliveLoop(b *testing.B) {
 	addr, _ := loopFront(b, &Handler{Limits: Limits{MaxRequestsPerConn: 1 << 30}}, g)
 	benchKeepAlive(b, addr)
 }
+
+// BenchmarkProxyNewConnLoop: a new client connection per request
+// (Connection: close) on the event loop. allocs/op includes the test
+// client's dial and read (about a dozen).
+func BenchmarkProxyNewConnLoop(b *testing.B) {
+	origin := testkit.Fixed(b, []byte("HTTP/1.1 200 OK\r\nContent-Length: 12\r\nContent-Type: text/plain\r\n\r\nhello world\n"))
+	g := group(b, upstream.ProtoHTTP1, origin)
+	addr, _ := loopFront(b, nil, g)
+	req := []byte("GET /bench HTTP/1.1\r\nHost: bench.local\r\nUser-Agent: bench\r\nConnection: close\r\n\r\n")
+	buf := make([]byte, 4096)
+	one := func() {
+		nc, err := net.Dial("tcp", addr)
+		if err != nil {
+			b.Fatal(err)
+		}
+		if _, err := nc.Write(req); err != nil {
+			b.Fatal(err)
+		}
+		for {
+			if _, err := nc.Read(buf); err != nil {
+				break
+			}
+		}
+		nc.Close()
+	}
+	for range 100 {
+		one()
+	}
+	b.ReportAllocs()
+	b.ResetTimer()
+	for range b.N {
+		one()
+	}
+}
