@@ -114,6 +114,7 @@ type h2Stream struct {
 	rtimer   *time.Timer
 	wtimer   *time.Timer
 	ended    bool // END_STREAM sent
+	flowDL   bool // wdl was set by writeBody's wait for window, not by a tunnel
 
 	// owned by the stream's goroutine
 	fields    []hpack.HeaderField
@@ -639,8 +640,11 @@ func (hc *h2Conn) data(f *http2.DataFrame) error {
 	if st.aborted {
 		hc.giveBack(st, int64(len(p)))
 	} else if len(p) > 0 {
-		if st.inOff == len(st.in) {
-			st.in, st.inOff = st.in[:0], 0
+		if st.inOff > 0 {
+			// Keep only the unread bytes, so the buffer stays within the
+			// stream window however the reader consumes it.
+			st.in = st.in[:copy(st.in, st.in[st.inOff:])]
+			st.inOff = 0
 		}
 		st.in = append(st.in, p...)
 	}
@@ -936,9 +940,20 @@ func (st *h2Stream) writeBody(p []byte) error {
 			return err
 		}
 		if st.sendWin <= 0 || hc.sendWin <= 0 || len(hc.wbuf) >= h2WriteBacklog {
+			if st.wdl.IsZero() && (st.sendWin <= 0 || hc.sendWin <= 0) {
+				// A client that stops granting window holds the stream
+				// (and its peer connection) for at most the write
+				// timeout, as a client that stops reading would.
+				st.setDeadlineLocked(&st.wdl, &st.wtimer, time.Now().Add(hc.wtime))
+				st.flowDL = true
+			}
 			hc.wake.Signal()
 			hc.room.Wait()
 			continue
+		}
+		if st.flowDL {
+			st.flowDL = false
+			st.setDeadlineLocked(&st.wdl, &st.wtimer, time.Time{})
 		}
 		n := int(min(int64(len(p)), st.sendWin, hc.sendWin, int64(hc.peerMax)))
 		st.lastAt, st.lastGen = len(hc.wbuf), hc.gen+1
@@ -1065,9 +1080,15 @@ func (c *h2StreamConn) SetWriteDeadline(t time.Time) error {
 // setDeadline sets a read or write deadline; a timer wakes the waits
 // when it passes.
 func (st *h2Stream) setDeadline(dl *time.Time, tm **time.Timer, t time.Time) {
+	st.hc.mu.Lock()
+	defer st.hc.mu.Unlock()
+	st.flowDL = false
+	st.setDeadlineLocked(dl, tm, t)
+}
+
+// setDeadlineLocked is setDeadline with hc.mu held.
+func (st *h2Stream) setDeadlineLocked(dl *time.Time, tm **time.Timer, t time.Time) {
 	hc := st.hc
-	hc.mu.Lock()
-	defer hc.mu.Unlock()
 	*dl = t
 	if *tm != nil {
 		(*tm).Stop()

@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"io"
+	"log/slog"
 	"net"
 	"net/http"
 	"strconv"
@@ -404,5 +405,63 @@ func BenchmarkH2Proxy(b *testing.B) {
 	b.ResetTimer()
 	for range b.N {
 		roundTrip()
+	}
+}
+
+// A client that grants no flow-control window holds a stream for the
+// write timeout at most: the stream is reset and the peer connection
+// goes back to the pool.
+func TestH2StalledWindowTimesOut(t *testing.T) {
+	origin := serveOrigin(t, false, func(w http.ResponseWriter, r *http.Request) {
+		w.Write(bytes.Repeat([]byte("x"), 1000))
+	})
+	g := group(t, upstream.ProtoHTTP1, origin)
+	r := &Route{Name: "all", Upstream: g}
+	h := &Handler{Router: RouterFunc(func(*Session) *Route { return r }),
+		ErrorLog: slog.New(slog.NewTextHandler(io.Discard, nil))}
+	h.Limits.WriteTimeout = 300 * time.Millisecond
+	srv := NewServer(h)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	go srv.ServeListener(ln, &ListenerOptions{H2C: true})
+	defer srv.Shutdown(context.Background())
+	nc, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	io.WriteString(nc, http2.ClientPreface)
+	fr := http2.NewFramer(nc, nc)
+	fr.WriteSettings(http2.Setting{ID: http2.SettingInitialWindowSize, Val: 0})
+	writeRequest(t, fr, 1, true)
+	start := time.Now()
+	_ = nc.SetReadDeadline(time.Now().Add(10 * time.Second))
+	for {
+		f, err := fr.ReadFrame()
+		if err != nil {
+			t.Fatalf("no reset: %v", err)
+		}
+		if f.Header().StreamID != 1 {
+			continue
+		}
+		if _, ok := f.(*http2.DataFrame); ok && len(f.(*http2.DataFrame).Data()) > 0 {
+			t.Fatal("DATA sent with no window")
+		}
+		if rst, ok := f.(*http2.RSTStreamFrame); ok {
+			t.Logf("RST_STREAM %v after %v", rst.ErrCode, time.Since(start))
+			break
+		}
+	}
+	if waited := time.Since(start); waited < 250*time.Millisecond {
+		t.Fatalf("reset after %v, before the write timeout", waited)
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for g.Peers[0].Inflight() > 0 {
+		if time.Now().After(deadline) {
+			t.Fatal("the exchange never ended")
+		}
+		time.Sleep(5 * time.Millisecond) // polling a counter, not ordering goroutines
 	}
 }
