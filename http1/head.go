@@ -588,6 +588,22 @@ func validHost(v []byte, needPort bool) bool {
 // an HTTP/1.1 peer as Host is what Weir's own parser would have accepted.
 func ValidHost(v []byte, needPort bool) bool { return len(v) > 0 && validHost(v, needPort) }
 
+// ValidMethod reports whether v is a method that may go on an HTTP/1.1
+// request line: a token (RFC 9110 9.1), as Weir's own parser requires. A
+// method from HTTP/2 or HTTP/3 with a space in it would otherwise give a
+// peer a different request-target from the one Weir routed on.
+func ValidMethod(v []byte) bool {
+	if len(v) == 0 {
+		return false
+	}
+	for _, c := range v {
+		if !tchar[c] {
+			return false
+		}
+	}
+	return true
+}
+
 // ValidOriginForm reports whether v is an origin-form request-target
 // ("/path?query", RFC 9112 3.2.1) that may go on an HTTP/1.1 request line:
 // no whitespace, control characters, DEL, non-ASCII bytes or fragment.

@@ -179,12 +179,15 @@ func (f *h2Front) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 // serveMux runs one request of a multiplexed client (HTTP/2, HTTP/3) once
 // the front end filled s.Req; size is the request's header list size.
 // What crosses into HTTP/1.1 must be what Weir's own parser accepts
-// there: a :path with spaces or a fragment, or an :authority that is no
-// host, would reach a peer's request line or Host field.
+// there: a :method that is no token, a :path with spaces or a fragment,
+// or an :authority that is no host, would reach a peer's request line or
+// Host field.
 func serveMux(h *Handler, s *Session, ds downstream, size, maxHeader int) {
 	req := &s.Req
 	var reject error
-	if connect := req.IsMethod("CONNECT"); !http1.ValidHost(req.Authority, connect) ||
+	if !http1.ValidMethod(req.Method) {
+		reject = &StatusError{Status: 400, Msg: "invalid :method"}
+	} else if connect := req.IsMethod("CONNECT"); !http1.ValidHost(req.Authority, connect) ||
 		!connect && !http1.ValidOriginForm(req.Target) && !(req.IsMethod("OPTIONS") && string(req.Target) == "*") {
 		reject = &StatusError{Status: 400, Msg: "invalid :path or :authority"}
 	} else if maxHeader > 0 && size > maxHeader {

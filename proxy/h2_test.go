@@ -1,6 +1,7 @@
 package proxy
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"crypto/tls"
@@ -9,7 +10,6 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"net/http/httptest"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -20,6 +20,7 @@ import (
 	"golang.org/x/net/http2/hpack"
 
 	"github.com/weirproxy/weir/internal/testcert"
+	"github.com/weirproxy/weir/internal/testkit"
 	"github.com/weirproxy/weir/message"
 	"github.com/weirproxy/weir/upstream"
 )
@@ -455,22 +456,42 @@ func TestH2Connect(t *testing.T) {
 // A :path or :authority that Weir's HTTP/1.1 parser would refuse is
 // refused over HTTP/2 too (400), and never reaches the peer.
 func TestH2InvalidPathAndAuthority(t *testing.T) {
+	// The origin counts every request line it is sent, parseable or not.
 	var hits atomic.Int32
-	origin := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { hits.Add(1) }))
-	defer origin.Close()
-	addr, _ := startFront(t, &ListenerOptions{H2C: true}, group(t, upstream.ProtoHTTP1, origin.Listener.Addr().String()))
-	for i, tc := range [][2]string{
+	origin := testkit.TCP(t, 5*time.Second, func(c net.Conn) {
+		br := bufio.NewReader(c)
+		for {
+			line, err := br.ReadString('\n')
+			if err != nil {
+				return
+			}
+			t.Logf("origin got %q", line)
+			hits.Add(1)
+			io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
+			return
+		}
+	})
+	addr, _ := startFront(t, &ListenerOptions{H2C: true}, group(t, upstream.ProtoHTTP1, origin))
+	for i, tc := range [][3]string{
 		{"/a b", "weir.test"},
 		{"/a#frag", "weir.test"},
 		{"/ok", "a b"},
 		{"/ok", "a/b"},
 		{"/ok", "a:99999"},
 		{"/caf\xc3\xa9", "weir.test"},
+		// A method is a token: one with a space would rewrite the
+		// request line an HTTP/1.1 peer reads (its path, not :path).
+		{"/public", "weir.test", "GET /admin"},
+		{"/public", "weir.test", "G(T"},
 	} {
+		method := tc[2]
+		if method == "" {
+			method = "GET"
+		}
 		nc, fr := h2Raw(t, addr)
 		var b bytes.Buffer
 		e := hpack.NewEncoder(&b)
-		for _, kv := range [][2]string{{":method", "GET"}, {":scheme", "http"}, {":authority", tc[1]}, {":path", tc[0]}} {
+		for _, kv := range [][2]string{{":method", method}, {":scheme", "http"}, {":authority", tc[1]}, {":path", tc[0]}} {
 			e.WriteField(hpack.HeaderField{Name: kv[0], Value: kv[1]})
 		}
 		if err := fr.WriteHeaders(http2.HeadersFrameParam{StreamID: 1, BlockFragment: b.Bytes(), EndHeaders: true, EndStream: true}); err != nil {
@@ -496,7 +517,7 @@ func TestH2InvalidPathAndAuthority(t *testing.T) {
 			}
 		}
 		if status != "400" && !strings.HasPrefix(status, "reset") {
-			t.Errorf("path %q authority %q: %s, want 400", tc[0], tc[1], status)
+			t.Errorf("method %q path %q authority %q: %s, want 400", method, tc[0], tc[1], status)
 		}
 		nc.Close()
 	}
