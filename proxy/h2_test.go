@@ -41,9 +41,19 @@ func h2Client(tc *tls.Config) *http.Client {
 // sends every request to g.
 func startFront(tb testing.TB, lo *ListenerOptions, g *upstream.Group) (string, *Server) {
 	tb.Helper()
+	return startFrontWith(tb, lo, g, nil)
+}
+
+// startFrontWith is startFront with adjust (if not nil) applied to the
+// handler before the server starts.
+func startFrontWith(tb testing.TB, lo *ListenerOptions, g *upstream.Group, adjust func(*Handler)) (string, *Server) {
+	tb.Helper()
 	r := &Route{Name: "all", Upstream: g}
 	h := &Handler{Router: RouterFunc(func(*Session) *Route { return r }),
 		ErrorLog: slog.New(slog.NewTextHandler(io.Discard, nil))}
+	if adjust != nil {
+		adjust(h)
+	}
 	srv := NewServer(h)
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -240,20 +250,20 @@ func TestH2Multiplexing(t *testing.T) {
 }
 
 // h2Raw opens a raw HTTP/2 connection (h2c prior knowledge) and returns a
-// framer on it after the settings exchange.
-func h2Raw(t *testing.T, addr string) (net.Conn, *http2.Framer) {
-	t.Helper()
+// framer on it after the client's SETTINGS (with settings, if any).
+func h2Raw(tb testing.TB, addr string, settings ...http2.Setting) (net.Conn, *http2.Framer) {
+	tb.Helper()
 	nc, err := net.Dial("tcp", addr)
 	if err != nil {
-		t.Fatal(err)
+		tb.Fatal(err)
 	}
-	t.Cleanup(func() { nc.Close() })
+	tb.Cleanup(func() { nc.Close() })
 	if _, err := io.WriteString(nc, http2.ClientPreface); err != nil {
-		t.Fatal(err)
+		tb.Fatal(err)
 	}
 	fr := http2.NewFramer(nc, nc)
-	if err := fr.WriteSettings(); err != nil {
-		t.Fatal(err)
+	if err := fr.WriteSettings(settings...); err != nil {
+		tb.Fatal(err)
 	}
 	return nc, fr
 }
@@ -406,21 +416,12 @@ func (echoTunnel) Connect(s *Session, t *Tunnel) error {
 // is the request's stream.
 func TestH2Connect(t *testing.T) {
 	origin := echoOrigin(t, false)
-	g := group(t, upstream.ProtoHTTP1, origin)
-	r := &Route{Name: "all", Upstream: g}
-	h := &Handler{Router: RouterFunc(func(*Session) *Route { return r }), Connect: echoTunnel{},
-		ErrorLog: slog.New(slog.NewTextHandler(io.Discard, nil))}
-	srv := NewServer(h)
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	go srv.ServeListener(ln, &ListenerOptions{H2C: true})
-	defer srv.Shutdown(context.Background())
+	addr, _ := startFrontWith(t, &ListenerOptions{H2C: true}, group(t, upstream.ProtoHTTP1, origin),
+		func(h *Handler) { h.Connect = echoTunnel{} })
 	c := h2Client(nil)
 
 	pr, pw := io.Pipe()
-	req, _ := http.NewRequest("CONNECT", "http://"+ln.Addr().String(), pr)
+	req, _ := http.NewRequest("CONNECT", "http://"+addr, pr)
 	req.Host = "ok.test:443"
 	resp, err := c.Do(req)
 	if err != nil {
@@ -441,7 +442,7 @@ func TestH2Connect(t *testing.T) {
 	pw.Close()
 	resp.Body.Close()
 
-	req, _ = http.NewRequest("CONNECT", "http://"+ln.Addr().String(), nil)
+	req, _ = http.NewRequest("CONNECT", "http://"+addr, nil)
 	req.Host = "10.0.0.1:443"
 	resp, err = c.Do(req)
 	if err != nil {

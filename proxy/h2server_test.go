@@ -5,7 +5,6 @@ import (
 	"context"
 	"crypto/sha256"
 	"io"
-	"log/slog"
 	"net"
 	"net/http"
 	"strconv"
@@ -152,14 +151,7 @@ func TestH2FlowControlBothWays(t *testing.T) {
 
 	// A client with a 1000-byte stream window and the default 65535-byte
 	// connection window.
-	nc, err := net.Dial("tcp", addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer nc.Close()
-	io.WriteString(nc, http2.ClientPreface)
-	fr := http2.NewFramer(nc, nc)
-	fr.WriteSettings(http2.Setting{ID: http2.SettingInitialWindowSize, Val: 1000})
+	nc, fr := h2Raw(t, addr, http2.Setting{ID: http2.SettingInitialWindowSize, Val: 1000})
 	writeRequest(t, fr, 1, true)
 	r := readH2Response(t, nc, fr, 1, 1000)
 	if !bytes.Equal(r.body, big) {
@@ -371,15 +363,8 @@ func FuzzH2Frames(f *testing.F) {
 func BenchmarkH2Proxy(b *testing.B) {
 	origin := testkit.Fixed(b, []byte("HTTP/1.1 200 OK\r\nContent-Length: 12\r\n\r\nhello world\n"))
 	addr, _ := startFront(b, &ListenerOptions{H2C: true}, group(b, upstream.ProtoHTTP1, origin))
-	nc, err := net.Dial("tcp", addr)
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer nc.Close()
-	io.WriteString(nc, http2.ClientPreface)
-	fr := http2.NewFramer(nc, nc)
+	_, fr := h2Raw(b, addr)
 	fr.SetReuseFrames()
-	fr.WriteSettings()
 	fr.WriteWindowUpdate(0, 1<<30)
 	block := headerBlock(b)
 	id := uint32(1)
@@ -416,25 +401,9 @@ func TestH2StalledWindowTimesOut(t *testing.T) {
 		w.Write(bytes.Repeat([]byte("x"), 1000))
 	})
 	g := group(t, upstream.ProtoHTTP1, origin)
-	r := &Route{Name: "all", Upstream: g}
-	h := &Handler{Router: RouterFunc(func(*Session) *Route { return r }),
-		ErrorLog: slog.New(slog.NewTextHandler(io.Discard, nil))}
-	h.Limits.WriteTimeout = 300 * time.Millisecond
-	srv := NewServer(h)
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	go srv.ServeListener(ln, &ListenerOptions{H2C: true})
-	defer srv.Shutdown(context.Background())
-	nc, err := net.Dial("tcp", ln.Addr().String())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer nc.Close()
-	io.WriteString(nc, http2.ClientPreface)
-	fr := http2.NewFramer(nc, nc)
-	fr.WriteSettings(http2.Setting{ID: http2.SettingInitialWindowSize, Val: 0})
+	addr, _ := startFrontWith(t, &ListenerOptions{H2C: true}, g,
+		func(h *Handler) { h.Limits.WriteTimeout = 300 * time.Millisecond })
+	nc, fr := h2Raw(t, addr, http2.Setting{ID: http2.SettingInitialWindowSize, Val: 0})
 	writeRequest(t, fr, 1, true)
 	start := time.Now()
 	_ = nc.SetReadDeadline(time.Now().Add(10 * time.Second))

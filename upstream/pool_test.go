@@ -10,22 +10,8 @@ import (
 // TestPoolReuseAndPrune: a returned connection is reused, and one the peer
 // closed while it sat idle is found without blocking and dropped.
 func TestPoolReuseAndPrune(t *testing.T) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	accepted := make(chan net.Conn, 4)
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			accepted <- c
-		}
-	}()
-	p := NewPeer(ln.Addr().String(), 1, 0, PoolOptions{}).Pool()
+	addr, accepted := acceptAll(t)
+	p := NewPeer(addr, 1, 0, PoolOptions{}).Pool()
 	c1, err := p.Get(context.Background(), false)
 	if err != nil {
 		t.Fatal(err)
@@ -79,22 +65,8 @@ func TestPoolReuseAndPrune(t *testing.T) {
 // still in the future, one that passed while it sat idle, and one set
 // without being recorded in ReadDL.
 func TestProbeThroughDeadlines(t *testing.T) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	accepted := make(chan net.Conn, 1)
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			accepted <- c
-		}
-	}()
-	p := NewPeer(ln.Addr().String(), 1, 0, PoolOptions{}).Pool()
+	addr, accepted := acceptAll(t)
+	p := NewPeer(addr, 1, 0, PoolOptions{}).Pool()
 	past, future := time.Now().Add(-time.Second), time.Now().Add(time.Minute)
 	for _, tc := range []struct {
 		name          string
@@ -126,4 +98,24 @@ func TestProbeThroughDeadlines(t *testing.T) {
 		c.Close()
 		server.Close()
 	}
+}
+
+// acceptAll listens on loopback and passes every accepted connection on.
+func acceptAll(t *testing.T) (string, <-chan net.Conn) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	accepted := make(chan net.Conn, 4)
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			accepted <- c
+		}
+	}()
+	return ln.Addr().String(), accepted
 }
