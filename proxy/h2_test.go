@@ -460,17 +460,13 @@ func TestH2InvalidPathAndAuthority(t *testing.T) {
 	// The origin counts every request line it is sent, parseable or not.
 	var hits atomic.Int32
 	origin := testkit.TCP(t, 5*time.Second, func(c net.Conn) {
-		br := bufio.NewReader(c)
-		for {
-			line, err := br.ReadString('\n')
-			if err != nil {
-				return
-			}
-			t.Logf("origin got %q", line)
-			hits.Add(1)
-			io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
+		line, err := bufio.NewReader(c).ReadString('\n')
+		if err != nil {
 			return
 		}
+		t.Logf("origin got %q", line)
+		hits.Add(1)
+		io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
 	})
 	addr, _ := startFront(t, &ListenerOptions{H2C: true}, group(t, upstream.ProtoHTTP1, origin))
 	for i, tc := range [][3]string{
