@@ -159,6 +159,9 @@ func failDown(h *Handler, s *Session, ds downstream, err error) {
 		status = 502
 	} else if ce := (*ClientError)(nil); errors.As(err, &ce) {
 		status = 400
+		if errors.As(ce.Err, &se) { // the client side's own answer (a body timeout)
+			status, msg = se.Status, se.Msg
+		}
 	} else {
 		h.ErrorLog.Warn("request failed", "client", s.Client, "err", err)
 	}

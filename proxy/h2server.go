@@ -53,18 +53,20 @@ var (
 	errStreamReset   = errors.New("http2: stream reset by the client")
 	errStreamAborted = errors.New("http2: stream ended by Weir")
 	errH2ConnClosed  = errors.New("http2: client connection closed")
+	errH2BodyTimeout = &StatusError{Status: 408, Msg: "request body timeout"}
 )
 
 // h2Conn is one HTTP/2 client connection.
 type h2Conn struct {
-	c     *conn
-	l     *H2Limits
-	nc    net.Conn // the guard over the client connection
-	g     *h2Guard
-	br    *bufio.Reader
-	fr    *http2.Framer
-	wtime time.Duration // write timeout
-	wdl   time.Time     // the write deadline in force (the writer's)
+	c           *conn
+	l           *H2Limits
+	nc          net.Conn // the guard over the client connection
+	g           *h2Guard
+	br          *bufio.Reader
+	fr          *http2.Framer
+	wtime       time.Duration // write timeout
+	bodyTimeout time.Duration // limits.body_read_timeout
+	wdl         time.Time     // the write deadline in force (the writer's)
 
 	mu      sync.Mutex
 	wake    sync.Cond // the writer waits here for frames
@@ -115,6 +117,7 @@ type h2Stream struct {
 	wtimer   *time.Timer
 	ended    bool // END_STREAM sent
 	flowDL   bool // wdl was set by writeBody's wait for window, not by a tunnel
+	bodyDL   bool // rdl was set by readBody's wait for body bytes, not by a tunnel
 
 	// owned by the stream's goroutine
 	fields    []hpack.HeaderField
@@ -129,7 +132,9 @@ type h2Stream struct {
 func newH2Conn(c *conn, g *h2Guard, l *H2Limits) *h2Conn {
 	hc := &h2Conn{c: c, l: l, nc: g, g: g, streams: map[uint32]*h2Stream{},
 		sendWin: 65535, peerWin: 65535, peerMax: 16384, recvWin: int64(l.ConnWindow),
-		wdone: make(chan struct{}), wtime: c.srv.handler.Load().Limits.WriteTimeout}
+		wdone: make(chan struct{})}
+	lim := &c.srv.handler.Load().Limits
+	hc.wtime, hc.bodyTimeout = lim.WriteTimeout, lim.BodyReadTimeout
 	hc.wake.L, hc.room.L = &hc.mu, &hc.mu
 	hc.br = bufio.NewReaderSize(g, 16<<10)
 	hc.fr = http2.NewFramer(nil, hc.br)
@@ -818,9 +823,21 @@ func (st *h2Stream) readBody(p []byte) (int, error) {
 		case st.reset != nil:
 			return 0, st.reset
 		case !st.rdl.IsZero() && !time.Now().Before(st.rdl):
+			if st.bodyDL {
+				return 0, errH2BodyTimeout
+			}
 			return 0, os.ErrDeadlineExceeded
+		case st.rdl.IsZero() && !st.tunnel:
+			// limits.body_read_timeout bounds each wait for request
+			// body bytes, as on HTTP/1.1.
+			st.setDeadlineLocked(&st.rdl, &st.rtimer, time.Now().Add(hc.bodyTimeout))
+			st.bodyDL = true
 		}
 		st.cond.Wait()
+	}
+	if st.bodyDL {
+		st.bodyDL = false
+		st.setDeadlineLocked(&st.rdl, &st.rtimer, time.Time{})
 	}
 	n := copy(p, st.in[st.inOff:])
 	st.inOff += n
@@ -1082,7 +1099,11 @@ func (c *h2StreamConn) SetWriteDeadline(t time.Time) error {
 func (st *h2Stream) setDeadline(dl *time.Time, tm **time.Timer, t time.Time) {
 	st.hc.mu.Lock()
 	defer st.hc.mu.Unlock()
-	st.flowDL = false
+	if dl == &st.rdl {
+		st.bodyDL = false
+	} else {
+		st.flowDL = false
+	}
 	st.setDeadlineLocked(dl, tm, t)
 }
 

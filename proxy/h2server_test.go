@@ -434,3 +434,30 @@ func TestH2StalledWindowTimesOut(t *testing.T) {
 		time.Sleep(5 * time.Millisecond) // polling a counter, not ordering goroutines
 	}
 }
+
+// A stream whose request body stops arriving gets 408 after
+// limits.body_read_timeout, as on HTTP/1.1, and the exchange ends.
+func TestH2BodyReadTimeout(t *testing.T) {
+	origin := echoOrigin(t, false)
+	g := group(t, upstream.ProtoHTTP1, origin)
+	addr, _ := startFrontWith(t, &ListenerOptions{H2C: true}, g,
+		func(h *Handler) { h.Limits.BodyReadTimeout = 300 * time.Millisecond })
+	nc, fr := h2Raw(t, addr)
+	writeRequest(t, fr, 1, false, "content-length", "10")
+	fr.WriteData(1, false, []byte("12345"))
+	start := time.Now()
+	r := readH2Response(t, nc, fr, 1, 65535)
+	if r.status != "408" {
+		t.Fatalf("status %s, body %q; want 408", r.status, r.body)
+	}
+	if waited := time.Since(start); waited < 250*time.Millisecond {
+		t.Fatalf("answered after %v, before the body timeout", waited)
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for g.Peers[0].Inflight() > 0 {
+		if time.Now().After(deadline) {
+			t.Fatal("the exchange never ended")
+		}
+		time.Sleep(5 * time.Millisecond) // polling a counter, not ordering goroutines
+	}
+}
