@@ -116,21 +116,17 @@ func newListenerState(o *ListenerOptions) *listenerState {
 	return ls
 }
 
-// h2Front serves the requests of an HTTP/3 listener through the general
+// h3Front serves the requests of an HTTP/3 listener through the general
 // path.
-type h2Front struct {
-	srv           *Server
-	client, local netip.AddrPort
-	tls           bool
-	proto         int
-	altSvc        string
-	tlsInfo       *TLSInfo
-	maxHeader     int
+type h3Front struct {
+	srv       *Server
+	local     netip.AddrPort
+	maxHeader int
 }
 
 var sessPool = sync.Pool{New: func() any { return new(Session) }}
 
-func (f *h2Front) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+func (f *h3Front) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	h := f.srv.handler.Load()
 	s := sessPool.Get().(*Session)
 	s.reset()
@@ -139,23 +135,22 @@ func (f *h2Front) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		s.ds = nil
 		sessPool.Put(s)
 	}()
-	s.Client, s.Local, s.TLS, s.TLSInfo = f.client, f.local, f.tls, f.tlsInfo
-	if f.proto == 3 {
-		s.Client, _ = netip.ParseAddrPort(r.RemoteAddr)
+	s.Client, _ = netip.ParseAddrPort(r.RemoteAddr)
+	s.Local, s.TLS = f.local, true
+	if r.TLS != nil {
+		s.TLSInfo = &TLSInfo{Version: r.TLS.Version, CipherSuite: r.TLS.CipherSuite,
+			ServerName: r.TLS.ServerName, ALPN: r.TLS.NegotiatedProtocol}
 	}
 	s.Start = time.Now()
-	d := &httpDown{w: w, r: r, altSvc: f.altSvc}
+	d := &httpDown{w: w, r: r}
 	s.ds = d
 	req := &s.Req
 	req.Method = message.S(r.Method)
 	req.Target = message.S(r.RequestURI)
 	req.Path = req.Target
 	req.Authority = message.S(r.Host)
-	req.Scheme = "http"
-	if f.tls {
-		req.Scheme = "https"
-	}
-	req.ProtoMajor, req.ProtoMinor = f.proto, 0
+	req.Scheme = "https"
+	req.ProtoMajor, req.ProtoMinor = 3, 0
 	size := 0
 	for k, vs := range r.Header {
 		for _, v := range vs {
@@ -166,9 +161,7 @@ func (f *h2Front) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	switch {
 	case r.ContentLength > 0:
 		req.ContentLength = r.ContentLength
-	case r.ContentLength < 0:
-		req.ContentLength = -1
-	case r.Body != nil && r.Body != http.NoBody && f.proto == 3:
+	case r.ContentLength < 0, r.Body != nil && r.Body != http.NoBody:
 		// HTTP/3 gives 0 for a body without content-length; a body
 		// that is really empty ends at once.
 		req.ContentLength = -1
@@ -204,12 +197,10 @@ func serveMux(h *Handler, s *Session, ds downstream, size, maxHeader int) {
 	h.serveStream(s, ds)
 }
 
-// httpDown is one HTTP/2 or HTTP/3 stream as the general path's client
-// side.
+// httpDown is one HTTP/3 stream as the general path's client side.
 type httpDown struct {
 	w       http.ResponseWriter
 	r       *http.Request
-	altSvc  string
 	wrote   bool
 	noBody  bool
 	trailer message.Header
@@ -252,9 +243,6 @@ func (d *httpDown) writeHead(s *Session, resp *message.Response, length int64) e
 	}
 	if !d.noBody && length >= 0 {
 		hd["Content-Length"] = []string{strconv.FormatInt(length, 10)}
-	}
-	if d.altSvc != "" {
-		hd["Alt-Svc"] = []string{d.altSvc}
 	}
 	d.w.WriteHeader(st)
 	d.wrote = true

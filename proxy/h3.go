@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/tls"
 	"net"
-	"net/http"
 
 	"github.com/quic-go/quic-go"
 	"github.com/quic-go/quic-go/http3"
@@ -17,7 +16,7 @@ import (
 func (s *Server) ServeHTTP3(pc net.PacketConn, tlsConf *tls.Config, o *ListenerOptions) error {
 	ls := newListenerState(o)
 	l := &ls.opts.H2
-	f := &h3Front{h2Front{srv: s, tls: true, proto: 3, maxHeader: int(l.MaxHeaderListSize)}}
+	f := &h3Front{srv: s, maxHeader: int(l.MaxHeaderListSize)}
 	if ua, ok := pc.LocalAddr().(*net.UDPAddr); ok {
 		f.local = ua.AddrPort()
 	}
@@ -45,18 +44,6 @@ func (s *Server) ServeHTTP3(pc net.PacketConn, tlsConf *tls.Config, o *ListenerO
 		return ErrServerClosed
 	}
 	return err
-}
-
-// h3Front fills the per-request TLS facts that HTTP/3 gives per request.
-type h3Front struct{ h2Front }
-
-func (f *h3Front) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	ff := f.h2Front
-	if r.TLS != nil {
-		ff.tlsInfo = &TLSInfo{Version: r.TLS.Version, CipherSuite: r.TLS.CipherSuite,
-			ServerName: r.TLS.ServerName, ALPN: r.TLS.NegotiatedProtocol}
-	}
-	ff.ServeHTTP(w, r)
 }
 
 // shutdownH3 stops the HTTP/3 servers gracefully.
