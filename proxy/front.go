@@ -234,9 +234,9 @@ func connectionSpecific(name []byte) bool {
 func (d *httpDown) writeHead(s *Session, resp *message.Response, length int64) error {
 	hd := d.w.Header()
 	st := resp.Status
-	d.noBody = s.Req.IsMethod("HEAD") || st < 200 || st == 204 || st == 304
+	d.noBody = noResponseBody(s, st)
 	for _, f := range resp.Header.Fields {
-		if connectionSpecific(f.Name) || (!d.noBody && message.EqualFold(f.Name, "Content-Length")) {
+		if !muxKeepsField(f.Name, d.noBody) {
 			continue
 		}
 		addField(hd, "", &f)
@@ -273,6 +273,20 @@ func (d *httpDown) finish(trailer *message.Header) error {
 		addField(hd, http.TrailerPrefix, &trailer.Fields[i])
 	}
 	return nil
+}
+
+// noResponseBody reports a response that never has a body: to HEAD, 1xx,
+// 204 and 304.
+func noResponseBody(s *Session, status int) bool {
+	return s.Req.IsMethod("HEAD") || status < 200 || status == 204 || status == 304
+}
+
+// muxKeepsField reports whether a response field goes to an HTTP/2 or
+// HTTP/3 client as it is: connection-specific fields never do, and
+// Content-Length is replaced by the length the front end sends, unless
+// the response has no body.
+func muxKeepsField(name []byte, noBody bool) bool {
+	return !connectionSpecific(name) && (noBody || !message.EqualFold(name, "Content-Length"))
 }
 
 // addField appends f to an http.Header under prefix and its canonical

@@ -60,8 +60,7 @@ var (
 type h2Conn struct {
 	c           *conn
 	l           *H2Limits
-	nc          net.Conn // the guard over the client connection
-	g           *h2Guard
+	g           *h2Guard // over the client connection: the reader reads through it
 	br          *bufio.Reader
 	fr          *http2.Framer
 	wtime       time.Duration // write timeout
@@ -84,7 +83,6 @@ type h2Conn struct {
 	recvWin int64  // connection receive window left
 	recvAck int64  // received bytes consumed but not yet returned
 	goaway  bool   // GOAWAY sent: no new streams
-	idle    bool   // the read deadline is the idle timeout
 	running sync.WaitGroup
 	wdone   chan struct{}
 }
@@ -121,6 +119,7 @@ type h2Stream struct {
 
 	// owned by the stream's goroutine
 	fields    []hpack.HeaderField
+	truncated bool // the header list was over the limit: answered 431
 	noReqBody bool // the request's HEADERS ended the stream
 	tunnel    bool // handed out as a net.Conn (CONNECT), which may outlive the stream: not reused
 	wrote     bool
@@ -130,7 +129,7 @@ type h2Stream struct {
 }
 
 func newH2Conn(c *conn, g *h2Guard, l *H2Limits) *h2Conn {
-	hc := &h2Conn{c: c, l: l, nc: g, g: g, streams: map[uint32]*h2Stream{},
+	hc := &h2Conn{c: c, l: l, g: g, streams: map[uint32]*h2Stream{},
 		sendWin: 65535, peerWin: 65535, peerMax: 16384, recvWin: int64(l.ConnWindow),
 		wdone: make(chan struct{})}
 	lim := &c.srv.handler.Load().Limits
@@ -197,7 +196,7 @@ func (hc *h2Conn) serve() {
 	hc.wake.Signal()
 	hc.mu.Unlock()
 	<-hc.wdone
-	_ = hc.nc.Close()
+	_ = hc.g.Close()
 	hc.running.Wait()
 }
 
@@ -212,7 +211,7 @@ func (hc *h2Conn) drain() {
 	hc.appendGoAway(http2.ErrCodeNo)
 	hc.wake.Signal()
 	if len(hc.streams) == 0 {
-		_ = hc.nc.SetReadDeadline(time.Unix(1, 0))
+		_ = hc.g.SetReadDeadline(time.Unix(1, 0))
 	}
 }
 
@@ -270,9 +269,9 @@ func (hc *h2Conn) writeLoop() {
 		hc.mu.Unlock()
 		if want := time.Now().Add(hc.wtime); want.Sub(hc.wdl) > slack(hc.wtime) {
 			hc.wdl = want
-			_ = hc.nc.SetWriteDeadline(want)
+			_ = hc.g.SetWriteDeadline(want)
 		}
-		_, err := hc.nc.Write(buf)
+		_, err := hc.g.Write(buf)
 		hc.mu.Lock()
 		if cap(buf) <= 2*h2WriteBacklog {
 			hc.spare = buf[:0] // both buffers are reused while the connection lives
@@ -283,7 +282,7 @@ func (hc *h2Conn) writeLoop() {
 				st.endLocked(errH2ConnClosed)
 			}
 			// Wake the reader: the connection is over.
-			_ = hc.nc.SetReadDeadline(time.Unix(1, 0))
+			_ = hc.g.SetReadDeadline(time.Unix(1, 0))
 		}
 		hc.room.Broadcast()
 	}
@@ -308,7 +307,7 @@ func (hc *h2Conn) appendRST(id uint32, code http2.ErrCode) {
 // says how (a ConnectionError's code goes out in GOAWAY).
 func (hc *h2Conn) readLoop() error {
 	h := hc.c.srv.handler.Load()
-	_ = hc.nc.SetReadDeadline(time.Now().Add(h.Limits.HeaderReadTimeout))
+	_ = hc.g.SetReadDeadline(time.Now().Add(h.Limits.HeaderReadTimeout))
 	var pre [len(http2.ClientPreface)]byte
 	if _, err := io.ReadFull(hc.br, pre[:]); err != nil {
 		return err
@@ -332,8 +331,7 @@ func (hc *h2Conn) readLoop() error {
 		hc.appendWindowUpdate(0, int64(l.ConnWindow)-65535)
 	}
 	hc.wake.Signal()
-	hc.idle = true
-	_ = hc.nc.SetReadDeadline(time.Now().Add(l.IdleTimeout))
+	_ = hc.g.SetReadDeadline(time.Now().Add(l.IdleTimeout)) // until the first stream
 	hc.mu.Unlock()
 
 	first := true
@@ -533,23 +531,19 @@ func (hc *h2Conn) headers(f *http2.MetaHeadersFrame) error {
 		hc.streamError(id, http2.ErrCodeProtocol)
 		return nil
 	}
+	if f.StreamEnded() && declared > 0 {
+		hc.streamError(id, http2.ErrCodeProtocol) // a length, and no body
+		return nil
+	}
 	st := h2StreamPool.Get().(*h2Stream)
-	*st = h2Stream{hc: hc, id: id, fields: f.Fields, declared: declared,
+	*st = h2Stream{hc: hc, id: id, fields: f.Fields, truncated: f.Truncated, declared: declared,
 		recvWin: int64(hc.l.StreamWindow), sendWin: hc.peerWin, inEOF: f.StreamEnded(),
 		noReqBody: f.StreamEnded(), in: st.in[:0], hb: st.hb[:0], lower: st.lower[:0]}
 	st.cond.L = &hc.mu
-	if st.inEOF && declared > 0 {
-		hc.streamError(id, http2.ErrCodeProtocol)
-		return nil
-	}
-	if f.Truncated {
-		st.declared = -2 // answered 431 by the stream
+	if len(hc.streams) == 0 {
+		_ = hc.g.SetReadDeadline(time.Time{}) // the idle timeout (see forget)
 	}
 	hc.streams[id] = st
-	if hc.idle {
-		hc.idle = false
-		_ = hc.nc.SetReadDeadline(time.Time{})
-	}
 	hc.running.Add(1)
 	go hc.runStream(st)
 	return nil
@@ -703,10 +697,9 @@ func (hc *h2Conn) forget(st *h2Stream) {
 	delete(hc.streams, st.id)
 	if len(hc.streams) == 0 {
 		if hc.goaway {
-			_ = hc.nc.SetReadDeadline(time.Unix(1, 0))
+			_ = hc.g.SetReadDeadline(time.Unix(1, 0))
 		} else {
-			hc.idle = true
-			_ = hc.nc.SetReadDeadline(time.Now().Add(hc.l.IdleTimeout))
+			_ = hc.g.SetReadDeadline(time.Now().Add(hc.l.IdleTimeout))
 		}
 	}
 }
@@ -756,7 +749,7 @@ func (hc *h2Conn) runStream(st *h2Stream) {
 	case !st.noReqBody:
 		req.ContentLength = -1
 	}
-	if st.declared == -2 {
+	if st.truncated {
 		size = int(hc.l.MaxHeaderListSize) + 1
 	}
 	serveMux(h, s, st, size, int(hc.l.MaxHeaderListSize))
@@ -869,21 +862,19 @@ func (st *h2Stream) started() bool { return st.wrote }
 
 func (st *h2Stream) writeHead(s *Session, resp *message.Response, length int64) error {
 	status := resp.Status
-	st.noBody = s.Req.IsMethod("HEAD") || status < 200 || status == 204 || status == 304
+	st.noBody = noResponseBody(s, status)
 	b := appendHpackStatus(st.hb[:0], status)
 	for i := range resp.Header.Fields {
-		f := &resp.Header.Fields[i]
-		if connectionSpecific(f.Name) || (!st.noBody && message.EqualFold(f.Name, "Content-Length")) {
-			continue
+		if f := &resp.Header.Fields[i]; muxKeepsField(f.Name, st.noBody) {
+			b, st.lower = appendHpackField(b, st.lower, f.Name, f.Value)
 		}
-		b, st.lower = appendHpackField(b, st.lower, f.Name, f.Value)
 	}
 	if !st.noBody && length >= 0 {
 		var d [20]byte
 		b = appendHpackInt(b, 0, 4, 28) // content-length
 		b = appendHpackString(b, strconv.AppendInt(d[:0], length, 10))
 	}
-	if alt := st.hc.c.ls.opts.AltSvc; alt != "" {
+	if alt := st.hc.c.altSvc; alt != "" {
 		b, st.lower = appendHpackField(b, st.lower, message.S("alt-svc"), message.S(alt))
 	}
 	st.hb = b
@@ -1111,18 +1102,22 @@ func (st *h2Stream) setDeadline(dl *time.Time, tm **time.Timer, t time.Time) {
 func (st *h2Stream) setDeadlineLocked(dl *time.Time, tm **time.Timer, t time.Time) {
 	hc := st.hc
 	*dl = t
-	if *tm != nil {
-		(*tm).Stop()
-		*tm = nil
-	}
-	wake := func() {
-		hc.mu.Lock()
-		st.cond.Broadcast()
-		hc.room.Broadcast()
-		hc.mu.Unlock()
-	}
-	if !t.IsZero() {
-		*tm = time.AfterFunc(time.Until(t), wake)
+	switch {
+	case t.IsZero():
+		if *tm != nil {
+			(*tm).Stop()
+		}
+	case *tm != nil:
+		// The stream's timer is reused: body and window waits set and
+		// clear a deadline around every wait.
+		(*tm).Reset(time.Until(t))
+	default:
+		*tm = time.AfterFunc(time.Until(t), func() {
+			hc.mu.Lock()
+			st.cond.Broadcast()
+			hc.room.Broadcast()
+			hc.mu.Unlock()
+		})
 	}
 	st.cond.Broadcast()
 	hc.room.Broadcast()
