@@ -637,7 +637,13 @@ func slack(d time.Duration) time.Duration { return min(d/16, time.Second) }
 // want is earlier (a shorter timeout takes over), and when it is later by
 // more than the slack.
 func (c *conn) rearm(cur, want time.Time, d time.Duration) bool {
-	return cur.IsZero() || !c.reqDeadline.IsZero() || want.Before(cur) || want.Sub(cur) > slack(d)
+	return mustMove(cur, want, d, !c.reqDeadline.IsZero())
+}
+
+// mustMove is rearm for any deadline: exact (a request deadline is in
+// force) moves it every time.
+func mustMove(cur, want time.Time, d time.Duration, exact bool) bool {
+	return exact || cur.IsZero() || want.Before(cur) || want.Sub(cur) > slack(d)
 }
 
 // armRead sets the client read deadline to now+d, if it moved enough.
@@ -658,24 +664,38 @@ func (c *conn) armWrite(d time.Duration) {
 
 // armUpRead and armUpWrite do the same for a peer connection.
 func (c *conn) armUpRead(up *upstream.Conn, d time.Duration) {
-	if want := c.deadline(d); c.rearm(up.ReadDL, want, d) {
+	armUpRead(up, c.deadline(d), d, !c.reqDeadline.IsZero())
+}
+
+func (c *conn) armUpWrite(up *upstream.Conn, d time.Duration) {
+	armUpWrite(up, c.deadline(d), d, !c.reqDeadline.IsZero())
+}
+
+// armUpRead and armUpWrite set a peer connection's deadline to want and
+// record it (the pool's reuse probe reads ReadDL), when it moved enough
+// (mustMove).
+func armUpRead(up *upstream.Conn, want time.Time, d time.Duration, exact bool) {
+	if mustMove(up.ReadDL, want, d, exact) {
 		up.ReadDL = want
 		_ = up.SetReadDeadline(want)
 	}
 }
 
-func (c *conn) armUpWrite(up *upstream.Conn, d time.Duration) {
-	if want := c.deadline(d); c.rearm(up.WriteDL, want, d) {
+func armUpWrite(up *upstream.Conn, want time.Time, d time.Duration, exact bool) {
+	if mustMove(up.WriteDL, want, d, exact) {
 		up.WriteDL = want
 		_ = up.SetWriteDeadline(want)
 	}
 }
 
 // deadline returns now+d, capped by the request's overall deadline.
-func (c *conn) deadline(d time.Duration) time.Time {
+func (c *conn) deadline(d time.Duration) time.Time { return capDeadline(d, c.reqDeadline) }
+
+// capDeadline returns now+d, or end when that is earlier (zero end: none).
+func capDeadline(d time.Duration, end time.Time) time.Time {
 	t := time.Now().Add(d)
-	if !c.reqDeadline.IsZero() && c.reqDeadline.Before(t) {
-		return c.reqDeadline
+	if !end.IsZero() && end.Before(t) {
+		return end
 	}
 	return t
 }

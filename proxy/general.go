@@ -691,33 +691,6 @@ func sendBodyH1(up *upstream.Conn, chunked bool, body *bodyReader, buf []byte, a
 	return nil
 }
 
-// capDeadline returns now+d, or end when that is earlier (zero end: none).
-func capDeadline(d time.Duration, end time.Time) time.Time {
-	t := time.Now().Add(d)
-	if !end.IsZero() && end.Before(t) {
-		return end
-	}
-	return t
-}
-
-// armUpRead and armUpWrite set a peer connection's deadline to want and
-// record it (the pool's reuse probe reads ReadDL). Unless exact, a
-// deadline is moved only when the one in force is off by more than the
-// slack of d (see slack).
-func armUpRead(up *upstream.Conn, want time.Time, d time.Duration, exact bool) {
-	if exact || up.ReadDL.IsZero() || want.Before(up.ReadDL) || want.Sub(up.ReadDL) > slack(d) {
-		up.ReadDL = want
-		_ = up.SetReadDeadline(want)
-	}
-}
-
-func armUpWrite(up *upstream.Conn, want time.Time, d time.Duration, exact bool) {
-	if exact || up.WriteDL.IsZero() || want.Before(up.WriteDL) || want.Sub(up.WriteDL) > slack(d) {
-		up.WriteDL = want
-		_ = up.SetWriteDeadline(want)
-	}
-}
-
 // h1BodyReader reads an HTTP/1.1 response body in any framing.
 type h1BodyReader struct {
 	up    *upstream.Conn
@@ -731,10 +704,13 @@ type h1BodyReader struct {
 }
 
 func (r *h1BodyReader) fill() error {
-	armUpRead(r.up, capDeadline(r.idle, r.end), r.idle, r.exact)
+	r.arm()
 	_, err := r.up.In.Fill(r.up)
 	return err
 }
+
+// arm sets the read deadline for the next read from the peer.
+func (r *h1BodyReader) arm() { armUpRead(r.up, capDeadline(r.idle, r.end), r.idle, r.exact) }
 
 func (r *h1BodyReader) Read(p []byte) (int, error) {
 	if r.done {
@@ -753,7 +729,7 @@ func (r *h1BodyReader) Read(p []byte) (int, error) {
 		if r.up.In.Buffered() == 0 && len(p) >= len(r.up.In.B) {
 			// Nothing buffered and a caller's buffer at least as large:
 			// read straight into it, as bufio does.
-			armUpRead(r.up, capDeadline(r.idle, r.end), r.idle, r.exact)
+			r.arm()
 			var err error
 			if n, err = r.up.Read(p[:min(int64(len(p)), r.left)]); n == 0 {
 				if err == nil {

@@ -267,7 +267,7 @@ func (hc *h2Conn) writeLoop() {
 		hc.wbuf, hc.spare = hc.spare[:0], nil
 		hc.gen++
 		hc.mu.Unlock()
-		if want := time.Now().Add(hc.wtime); want.Sub(hc.wdl) > slack(hc.wtime) {
+		if want := time.Now().Add(hc.wtime); mustMove(hc.wdl, want, hc.wtime, false) {
 			hc.wdl = want
 			_ = hc.g.SetWriteDeadline(want)
 		}
