@@ -556,9 +556,7 @@ func roundTripH1(ctx context.Context, h *Handler, s *Session, ds downstream, g *
 	}
 	s.Reused = up.Reused
 	ur := &s.UpstreamReq
-	if !ur.Header.Has("Host") {
-		ur.Header.AddString("Host", p.Addr)
-	}
+	hostOrPeer(s)
 	idle := g.Timeouts.Idle
 	end, exact := ctx.Deadline()
 	bp := genBuf.Get().(*[]byte)
@@ -589,18 +587,13 @@ func roundTripH1(ctx context.Context, h *Handler, s *Session, ds downstream, g *
 	resp := &s.Resp
 	got := false
 	for {
-		n, err := http1.ParseResponse(up.In.Unread(), &g.ResponseLimits, resp)
+		err := parseResponseHead(&up.In, &g.ResponseLimits, resp)
+		if err == nil && resp.Status == 101 {
+			up.Close()
+			s.Err = &UpstreamError{p.Addr, "read response", errors.New("101 switching protocols is not supported here")}
+			return failed
+		}
 		if err == nil {
-			up.In.Consume(n)
-			if resp.Status >= 100 && resp.Status < 200 {
-				if resp.Status == 101 {
-					up.Close()
-					s.Err = &UpstreamError{p.Addr, "read response", errors.New("101 switching protocols is not supported here")}
-					return failed
-				}
-				resp.Reset()
-				continue
-			}
 			break
 		}
 		if err != http1.ErrIncomplete {

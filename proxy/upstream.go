@@ -537,12 +537,18 @@ func (c *conn) exchange(h *Handler, s *Session, g *upstream.Group, up *upstream.
 // (with Host naming the peer if the client sent none) and the body
 // buffered with it when inline.
 func (c *conn) requestBytes(s *Session, inline bool) {
-	if !s.UpstreamReq.Header.Has("Host") {
-		s.UpstreamReq.Header.AddString("Host", s.Peer.Addr)
-	}
+	hostOrPeer(s)
 	c.up = http1.AppendRequestHead(c.up[:0], &s.UpstreamReq)
 	if inline {
 		c.up = append(c.up, c.in.Unread()[:s.Req.ContentLength]...)
+	}
+}
+
+// hostOrPeer gives an upstream head that has no Host field
+// the peer's address as Host.
+func hostOrPeer(s *Session) {
+	if !s.UpstreamReq.Header.Has("Host") {
+		s.UpstreamReq.Header.AddString("Host", s.Peer.Addr)
 	}
 }
 
