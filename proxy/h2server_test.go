@@ -383,14 +383,7 @@ func BenchmarkH2Proxy(b *testing.B) {
 		}
 		id += 2
 	}
-	for range 100 {
-		roundTrip()
-	}
-	b.ReportAllocs()
-	b.ResetTimer()
-	for range b.N {
-		roundTrip()
-	}
+	benchRounds(b, roundTrip)
 }
 
 // A client that grants no flow-control window holds a stream for the
@@ -426,13 +419,7 @@ func TestH2StalledWindowTimesOut(t *testing.T) {
 	if waited := time.Since(start); waited < 250*time.Millisecond {
 		t.Fatalf("reset after %v, before the write timeout", waited)
 	}
-	deadline := time.Now().Add(5 * time.Second)
-	for g.Peers[0].Inflight() > 0 {
-		if time.Now().After(deadline) {
-			t.Fatal("the exchange never ended")
-		}
-		time.Sleep(5 * time.Millisecond) // polling a counter, not ordering goroutines
-	}
+	testkit.WaitFor(t, 5*time.Second, "the exchange to end", func() bool { return g.Peers[0].Inflight() == 0 })
 }
 
 // A stream whose request body stops arriving gets 408 after
@@ -453,11 +440,5 @@ func TestH2BodyReadTimeout(t *testing.T) {
 	if waited := time.Since(start); waited < 250*time.Millisecond {
 		t.Fatalf("answered after %v, before the body timeout", waited)
 	}
-	deadline := time.Now().Add(5 * time.Second)
-	for g.Peers[0].Inflight() > 0 {
-		if time.Now().After(deadline) {
-			t.Fatal("the exchange never ended")
-		}
-		time.Sleep(5 * time.Millisecond) // polling a counter, not ordering goroutines
-	}
+	testkit.WaitFor(t, 5*time.Second, "the exchange to end", func() bool { return g.Peers[0].Inflight() == 0 })
 }

@@ -268,12 +268,5 @@ func BenchmarkProxyNewConnLoop(b *testing.B) {
 		}
 		nc.Close()
 	}
-	for range 100 {
-		one()
-	}
-	b.ReportAllocs()
-	b.ResetTimer()
-	for range b.N {
-		one()
-	}
+	benchRounds(b, one)
 }

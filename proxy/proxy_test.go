@@ -109,13 +109,19 @@ func BenchmarkProxyKeepAlive(b *testing.B) {
 // the proxy at addr, whose origin answers 12 body bytes.
 func benchKeepAlive(b *testing.B, addr string) {
 	k := testkit.DialKeepAlive(b, addr, []byte("GET /bench HTTP/1.1\r\nHost: bench.local\r\nUser-Agent: bench\r\nAccept: */*\r\n\r\n"), 12)
+	benchRounds(b, func() { k.RoundTrip() })
+}
+
+// benchRounds runs one round 100 times to warm up, then b.N times
+// measured, with allocations reported.
+func benchRounds(b *testing.B, round func()) {
 	for range 100 {
-		k.RoundTrip()
+		round()
 	}
 	b.ReportAllocs()
 	b.ResetTimer()
 	for range b.N {
-		k.RoundTrip()
+		round()
 	}
 }
 
