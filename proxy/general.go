@@ -21,8 +21,9 @@ import (
 // phases and filters as the HTTP/1.1 fast path in conn.go and upstream.go;
 // only the two ends differ:
 //
-//	client side  downstream: h1Down (HTTP/1.1 connection), httpDown
-//	             (HTTP/2 and HTTP/3 streams), grpcWebDown (translation)
+//	client side  downstream: h1Down (HTTP/1.1 connection), h2Stream
+//	             (HTTP/2 stream, h2server.go), httpDown (HTTP/3 stream),
+//	             grpcWebDown (translation)
 //	peer side    roundTripH1 (pooled HTTP/1.1, this package's codec) or
 //	             roundTripH2 (multiplexed HTTP/2, upstream.H2Transport)
 
